@@ -1,0 +1,1 @@
+"""specbook: the helper lib behind the Chain-of-Draft / speculative decoding research book."""

