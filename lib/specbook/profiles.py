@@ -109,7 +109,7 @@ def load(name: str, params_dir: Path = PARAMS) -> Profile:
         names = ", ".join(sorted(p.stem for p in params_dir.glob("*.yaml")))
         raise ProfileError(f"unknown profile {name!r}: choose one of {names} (files in {params_dir})")
     data = yaml.safe_load(path.read_text()) or {}
-    profile = _build(Profile, data, f"{path.name}:")
+    profile = _build(Profile, data, path.name, "")
     if profile.name != name:
         raise ProfileError(f"{path.name}: name is {profile.name!r}; it must match the file name {name!r}")
     _check(profile, path.name)
@@ -143,43 +143,44 @@ def _levels_of(problems: Problems):
     return list(section.kinds_per_level)
 
 
-def _build(tp, value, where: str):
-    """Turn parsed YAML into the annotated type `tp`, failing with the key's dotted path."""
+def _build(tp, value, file: str, key: str):
+    """Turn parsed YAML into the annotated type `tp`; errors name the file and the dotted key."""
+    where = f"{file}: {key}" if key else file
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ProfileError(f"{where} expected a mapping, got {value!r}")
+            raise ProfileError(f"{where}: expected a mapping, got {value!r}")
         hints = typing.get_type_hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp)}
         unknown = sorted(set(value) - set(fields))
         if unknown:
-            raise ProfileError(f"{where} unknown key(s) {', '.join(unknown)}; known keys: {', '.join(fields)}")
+            raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(fields)}")
         kwargs = {}
         for name, f in fields.items():
             if name not in value:
                 if f.default is dataclasses.MISSING:
-                    raise ProfileError(f"{where} missing key {name!r}")
+                    raise ProfileError(f"{where}: missing key {name!r}")
                 continue
-            kwargs[name] = _build(hints[name], value[name], f"{where} {name}".replace(": ", ":"))
+            kwargs[name] = _build(hints[name], value[name], file, f"{key}.{name}" if key else name)
         return tp(**kwargs)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _build(inner, value, where)
+        return _build(inner, value, file, key)
     if origin is list:
         if not isinstance(value, list):
-            raise ProfileError(f"{where} expected a list, got {value!r}")
+            raise ProfileError(f"{where}: expected a list, got {value!r}")
         (inner,) = typing.get_args(tp)
-        return [_build(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_build(inner, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ProfileError(f"{where} expected a mapping, got {value!r}")
+            raise ProfileError(f"{where}: expected a mapping, got {value!r}")
         _, inner = typing.get_args(tp)
-        return {str(k): _build(inner, v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _build(inner, v, file, f"{key}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ProfileError(f"{where} expected {tp.__name__}, got {value!r}")
+        raise ProfileError(f"{where}: expected {tp.__name__}, got {value!r}")
     return value

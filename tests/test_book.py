@@ -1,0 +1,96 @@
+import json
+
+import jupytext
+import nbformat
+import pytest
+
+from specbook import book, rationales
+from specbook.paths import NOTEBOOKS
+from specbook.profiles import LEVELS
+
+CHAPTERS = book.chapters()
+
+
+def test_chapters_run_in_number_order():
+    stems = [nb.stem for nb in CHAPTERS]
+    assert "01_datasets" in stems and stems == sorted(stems)
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_pairs_are_in_sync_and_sources_hold_no_outputs(notebook):
+    ipynb = nbformat.read(notebook, as_version=4)
+    assert not [c for c in ipynb.cells if c.cell_type == "code" and (c.outputs or c.execution_count)], \
+        f"{notebook.name} holds outputs: clear them (make sync keeps pairs in step)"
+    paired = notebook.with_suffix(".py")
+    assert paired.exists(), f"{paired.name} is missing: run make sync"
+    py = jupytext.read(paired)
+    assert [(c.cell_type, c.source) for c in ipynb.cells] == [(c.cell_type, c.source) for c in py.cells], \
+        f"{notebook.name} and {paired.name} differ: run make sync"
+    tagged = [c for c in ipynb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].source.strip().startswith("profile = ")
+
+
+def test_every_py_chapter_has_its_notebook():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py")) == [nb.stem for nb in CHAPTERS]
+
+
+def test_unknown_profile_and_chapter_are_clear_errors(capsys):
+    assert book.run("huge") == 2
+    assert "unknown profile 'huge'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no chapter matches 99"):
+        book.select(["99"])
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """Every chapter, top to bottom, on the smoke profile, as `make run-all PROFILE=smoke` runs it."""
+    root = tmp_path_factory.mktemp("out")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPECBOOK_OUTPUT", str(root))
+        assert book.run("smoke") == 0
+    return root
+
+
+def test_smoke_run_writes_executed_notebooks(smoke_run):
+    for notebook in CHAPTERS:
+        executed = nbformat.read(smoke_run / "data" / "smoke" / "notebooks" / notebook.name, as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert not errors
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert 'profile = "smoke"' in injected[0].source
+
+
+def test_chapter_01_writes_the_datasets_and_the_figure(smoke_run):
+    data = smoke_run / "data" / "smoke"
+    for level in LEVELS:
+        cot = rationales.load_rows(data, level, "train_cot")
+        cod = rationales.load_rows(data, level, "train_cod")
+        test = rationales.load_rows(data, level, "test")
+        assert cot and len(cot) == len(cod) and test
+        for row in cot + cod + test:
+            assert {"id", "level", "question", "answer", "rationale"} <= set(row) and row["level"] == level
+        assert sum(r["rationale_tokens"] for r in cod) < sum(r["rationale_tokens"] for r in cot)
+        assert {r["test_set"] for r in test} == {"test_new_variants", "test_held_out_templates"}
+        assert not {r["question"] for r in test} & {r["question"] for r in cot}
+    summary = json.loads((data / "datasets" / "manifest.json").read_text())["summary"]
+    assert [row["level"] for row in summary["levels"]] == list(LEVELS)
+    for suffix in ("png", "svg"):
+        assert (smoke_run / "figures" / "smoke" / f"01_token_lengths.{suffix}").stat().st_size > 1000
+
+
+def test_a_rerun_reuses_finished_datasets(smoke_run, monkeypatch):
+    from specbook import profiles
+
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(smoke_run))
+    data = smoke_run / "data" / "smoke"
+    before = (data / "datasets" / "easy" / "train_cod.jsonl").stat().st_mtime_ns
+
+    class NoTeacher:
+        name = "must-not-run"
+
+        def write(self, problems):
+            raise AssertionError("the finished stage ran its teacher again")
+
+    report = rationales.build(profiles.load("smoke"), data, teacher=NoTeacher())
+    assert report["teacher"] == "template"
+    assert (data / "datasets" / "easy" / "train_cod.jsonl").stat().st_mtime_ns == before
