@@ -32,38 +32,22 @@ def params(tmp_path):
     return tmp_path
 
 
-def _edit(params, old, new):
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("  train_per_level: 24", "  train_per_level: 24\n  trian_per_level: 3",
+         r"problems: unknown key\(s\) trian_per_level; known keys: source, "),
+        ("  test_per_level: 8\n", "", r"problems: missing key 'test_per_level'"),
+        ("train_per_level: 24", "train_per_level: many", r"problems.train_per_level: expected int, got 'many'"),
+        ("source: gsm_symbolic", "source: mmlu", r"problems.source is 'mmlu'; choose one of gsm_symbolic, leg_counting, hub"),
+        ("source: gsm_symbolic", "source: leg_counting", r"section problems.leg_counting is missing"),
+        ("name: smoke", "name: other", r"name is 'other'; it must match the file name 'smoke'"),
+    ],
+)
+def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, message):
     path = params / "smoke.yaml"
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
-
-
-def test_unknown_key_is_rejected_with_its_path(params):
-    _edit(params, "  train_per_level: 24", "  train_per_level: 24\n  trian_per_level: 3")
-    with pytest.raises(profiles.ProfileError, match=r"problems: unknown key\(s\) trian_per_level; known keys: source, "):
-        profiles.load("smoke", params)
-
-
-def test_missing_key_is_rejected(params):
-    _edit(params, "  test_per_level: 8\n", "")
-    with pytest.raises(profiles.ProfileError, match=r"problems: missing key 'test_per_level'"):
-        profiles.load("smoke", params)
-
-
-def test_wrong_type_and_wrong_choice_are_rejected(params):
-    _edit(params, "train_per_level: 24", "train_per_level: many")
-    with pytest.raises(profiles.ProfileError, match=r"problems.train_per_level: expected int, got 'many'"):
-        profiles.load("smoke", params)
-
-
-def test_unknown_source_is_rejected(params):
-    _edit(params, "source: gsm_symbolic", "source: mmlu")
-    with pytest.raises(profiles.ProfileError, match=r"problems.source is 'mmlu'; choose one of gsm_symbolic, leg_counting, hub"):
-        profiles.load("smoke", params)
-
-
-def test_chosen_source_needs_its_section(params):
-    _edit(params, "source: gsm_symbolic", "source: leg_counting")
-    with pytest.raises(profiles.ProfileError, match=r"section problems.leg_counting is missing"):
+    with pytest.raises(profiles.ProfileError, match=message):
         profiles.load("smoke", params)

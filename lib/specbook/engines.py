@@ -50,14 +50,16 @@ class TransformersEngine:
 
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto")
-        return cls(model, tokenizer)
+        import torch
+
+        return cls(model.to("cuda") if torch.cuda.is_available() else model, tokenizer)
 
     def generate(self, prompts: list[str], sampling: Sampling) -> list[Generation]:
         import torch
 
         results = []
         for prompt in tqdm(prompts, desc=f"{self.name} generate", leave=False):
-            inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
             torch.manual_seed(sampling.seed)
             start = time.perf_counter()
             with torch.inference_mode():

@@ -171,7 +171,8 @@ def plot_token_lengths(data_root: Path):
         bins = np.linspace(0, top, 30)
         for style in STYLES:
             values = lengths[style]
-            label = f"{style.upper()} (mean {np.mean(values):.0f})" if values else style.upper()
+            name = {"cot": "CoT", "cod": "CoD"}[style]
+            label = f"{name} (mean {np.mean(values):.0f})" if values else name
             ax.hist(values, bins=bins, alpha=0.6, color=STYLE_COLORS[style], label=label)
         ax.set_title(level)
         ax.set_xlabel("tokens per rationale")
