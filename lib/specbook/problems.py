@@ -13,7 +13,7 @@ import random
 import re
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -128,7 +128,7 @@ def generate_gsm_symbolic(cfg: GsmSymbolic, seed: int, cache_dir: Path) -> list[
                 pool.submit(_generate_template, tid, cfg.variants_per_template, seed * 1000 + tid, cfg.seconds_per_template)
                 for tid in todo
             ]
-            for future in tqdm(futures, desc="GSM-Symbolic templates"):
+            for future in tqdm(as_completed(futures), total=len(futures), desc="GSM-Symbolic templates"):
                 result = future.result()
                 path = cache_dir / f"eng_t{result['template']}_n{cfg.variants_per_template}_seed{seed}.json"
                 path.write_text(json.dumps(result))

@@ -1,0 +1,151 @@
+"""Lossless speculative decoding for two causal LMs that share a vocabulary (Leviathan et al. 2023).
+
+Each step the draft proposes K tokens one by one, the target scores them all in one forward pass,
+and the proposals are accepted left to right with probability min(1, p(x)/q(x)). At the first
+rejection one token is drawn, with a fresh random number, from the residual norm(max(0, p - q));
+when all K are accepted the target's distribution after them gives one bonus token. Both models
+keep their KV caches across steps and roll them back past rejected tokens.
+
+Greedy decoding is the same algorithm with one-hot distributions: a proposal is accepted exactly
+when it is the target's argmax, and the residual is the target's argmax.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+
+class VocabularyMismatch(ValueError):
+    pass
+
+
+def check_pair(target, draft) -> None:
+    """Speculation compares distributions token by token: both models need one vocabulary."""
+    vt, vd = target.config.vocab_size, draft.config.vocab_size
+    if vt != vd:
+        raise VocabularyMismatch(
+            f"target and draft vocabularies differ: target has {vt} tokens, draft has {vd}. "
+            f"Use a draft trained with the target's tokenizer (same vocabulary, same ids)."
+        )
+
+
+def probabilities(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """The sampling distribution over the whole vocabulary (float64): one-hot argmax when
+    temperature is 0, else softmax(logits / T) restricted to the top-p nucleus."""
+    logits = logits.double()
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).double()
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # the mass before it already reaches top_p
+        sorted_probs[outside] = 0.0
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """norm(max(0, p - q)). Its sum is 0 only when p == q, where rejection never happens; the
+    guard returns p there rather than dividing by zero."""
+    residual = (p - q).clamp_min(0.0)
+    total = residual.sum()
+    return residual / total if total > 0 else p
+
+
+@dataclass
+class SpeculativeResult:
+    token_ids: list[int]
+    finish_reason: str  # "stop" (EOS) or "length"
+    proposed: int = 0  # draft tokens proposed
+    accepted: int = 0  # draft tokens accepted
+    steps: int = 0  # target verification passes
+    accepted_at: list[int] = field(default_factory=list)  # per draft position, acceptances
+    ttft_s: float = 0.0
+    latency_s: float = 0.0
+
+
+class _Cached:
+    """A model with its KV cache and the number of tokens the cache holds."""
+
+    def __init__(self, model):
+        from transformers import DynamicCache
+
+        self.model = model
+        self.cache = DynamicCache(config=model.config)
+        self.length = 0
+
+    def forward(self, ids: list[int]) -> torch.Tensor:
+        out = self.model(input_ids=torch.tensor([ids]), past_key_values=self.cache, use_cache=True)
+        self.length += len(ids)
+        return out.logits[0]
+
+    def keep(self, n: int) -> None:
+        if n < self.length:
+            self.cache.crop(n - self.length)  # transformers 5: a negative count of tokens to drop
+            self.length = n
+
+
+@torch.inference_mode()
+def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, temperature: float = 0.0,
+             top_p: float = 1.0, eos_token_ids: set[int] | frozenset = frozenset(), seed: int = 0) -> SpeculativeResult:
+    """Speculative decoding of one prompt. k=0 (or draft=None) is plain target decoding through the
+    same code path, so that speedups compare like with like."""
+    if draft is None:
+        k = 0
+    else:
+        check_pair(target, draft)
+    rng = torch.Generator().manual_seed(seed)
+
+    def draw(dist: torch.Tensor) -> int:
+        return int(torch.multinomial(dist, 1, generator=rng))
+
+    tgt, drf = _Cached(target), (_Cached(draft) if k else None)
+    seq, n_prompt = list(prompt_ids), len(prompt_ids)
+    result = SpeculativeResult(token_ids=[], finish_reason="length", accepted_at=[0] * k)
+    start = time.perf_counter()
+    while len(seq) - n_prompt < max_new_tokens:
+        room = max_new_tokens - (len(seq) - n_prompt)
+        kk = min(k, room - 1)  # never propose tokens that could not be emitted
+        proposals, q_dists = [], []
+        if kk:
+            logits = drf.forward(seq[drf.length:])[-1]
+            for i in range(kk):
+                q = probabilities(logits, temperature, top_p)
+                proposals.append(draw(q))
+                q_dists.append(q)
+                if i < kk - 1:
+                    logits = drf.forward([proposals[-1]])[-1]
+        p_dists = probabilities(tgt.forward(seq[tgt.length:] + proposals)[-(kk + 1):], temperature, top_p)
+        n_accepted, token = 0, None
+        for i, x in enumerate(proposals):
+            ratio = (p_dists[i, x] / q_dists[i][x]).item()
+            if torch.rand((), generator=rng, dtype=torch.float64).item() < min(1.0, ratio):
+                n_accepted += 1
+                result.accepted_at[i] += 1
+            else:
+                token = draw(residual_distribution(p_dists[i], q_dists[i]))  # a fresh draw
+                break
+        if token is None:
+            token = draw(p_dists[kk])  # all accepted: the bonus token
+        result.steps += 1
+        result.proposed += kk
+        result.accepted += n_accepted
+        tgt.keep(len(seq) + n_accepted)
+        if drf:
+            drf.keep(len(seq) + n_accepted)
+        emitted = proposals[:n_accepted] + [token]
+        for j, t in enumerate(emitted):
+            if t in eos_token_ids:
+                emitted, result.finish_reason = emitted[: j + 1], "stop"
+                break
+        seq += emitted
+        if result.steps == 1:
+            result.ttft_s = time.perf_counter() - start
+        if result.finish_reason == "stop":
+            break
+    result.latency_s = time.perf_counter() - start
+    result.token_ids = seq[n_prompt:]
+    return result

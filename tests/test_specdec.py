@@ -1,0 +1,148 @@
+"""The speculative decoder is lossless: greedy output equals the target's own, and sampled
+output follows the target's distribution (a chi-square test that fails for a wrong residual)."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from specbook import specdec
+
+VOCAB = 12
+
+
+def tiny_model(seed: int, vocab: int = VOCAB, layers: int = 1):
+    torch.manual_seed(seed)
+    config = Qwen3Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=256)
+    model = Qwen3ForCausalLM(config).double().eval()
+    with torch.no_grad():  # sharper distributions than the default init, so tokens differ clearly
+        model.lm_head.weight.mul_(40)
+    return model
+
+
+class Contrarian(torch.nn.Module):
+    """A draft that always proposes the target's second choice: greedy never accepts it."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.inner, self.config = target, target.config
+
+    def forward(self, **kwargs):
+        logits = self.inner(**kwargs).logits.clone()
+        top2 = logits.topk(2, dim=-1).indices
+        logits.scatter_(-1, top2[..., :1], float("-inf"))
+        return SimpleNamespace(logits=logits)
+
+
+@pytest.fixture(scope="module")
+def target():
+    return tiny_model(0, layers=2)
+
+
+@pytest.fixture(scope="module")
+def draft():
+    return tiny_model(1)
+
+
+def reference_greedy(model, prompt, n):
+    ids = torch.tensor([prompt])
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False, top_k=None, top_p=None,
+                         temperature=None, eos_token_id=None, pad_token_id=0)
+    return out[0, len(prompt):].tolist()
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
+def test_greedy_equals_the_target_alone(target, draft, k):
+    for seed in range(6):
+        prompt = torch.randint(0, VOCAB, (3 + seed,), generator=torch.Generator().manual_seed(seed)).tolist()
+        expected = reference_greedy(target, prompt, 20)
+        assert specdec.generate(target, None, prompt, k=0, max_new_tokens=20).token_ids == expected
+        assert specdec.generate(target, draft, prompt, k=k, max_new_tokens=20).token_ids == expected
+
+
+def test_greedy_with_drafts_that_always_agree_or_always_disagree(target):
+    prompt = [1, 2, 3]
+    expected = reference_greedy(target, prompt, 10)
+    agree = specdec.generate(target, target, prompt, k=4, max_new_tokens=10)
+    disagree = specdec.generate(target, Contrarian(target), prompt, k=4, max_new_tokens=5)
+    assert agree.token_ids == expected and disagree.token_ids == expected[:5]
+    # hand-computed accounting: 10 tokens as 4 accepted + bonus, twice
+    assert (agree.steps, agree.proposed, agree.accepted, agree.accepted_at) == (2, 8, 8, [2, 2, 2, 2])
+    # one token per step; near the end only what can still be emitted is proposed: 4+3+2+1+0
+    assert (disagree.steps, disagree.proposed, disagree.accepted, disagree.accepted_at) == (5, 10, 0, [0, 0, 0, 0])
+
+
+def test_stops_at_eos(target):
+    prompt = [1, 2, 3]
+    full = reference_greedy(target, prompt, 12)
+    eos = full[4]
+    result = specdec.generate(target, target, prompt, k=3, max_new_tokens=12, eos_token_ids={eos})
+    assert result.token_ids == full[: full.index(eos) + 1] and result.finish_reason == "stop"
+
+
+def test_refuses_models_with_different_vocabularies(target):
+    with pytest.raises(specdec.VocabularyMismatch, match=f"target has {VOCAB} tokens, draft has {VOCAB + 1}"):
+        specdec.generate(target, tiny_model(2, vocab=VOCAB + 1), [1], k=2, max_new_tokens=2)
+
+
+def exact_pairs(model, prompt, temperature):
+    """The target's exact distribution of its first two sampled tokens."""
+    with torch.no_grad():
+        p1 = specdec.probabilities(model(torch.tensor([prompt])).logits[0, -1], temperature, 1.0)
+        joint = np.zeros((VOCAB, VOCAB))
+        for a in range(VOCAB):
+            p2 = specdec.probabilities(model(torch.tensor([prompt + [a]])).logits[0, -1], temperature, 1.0)
+            joint[a] = (p1[a] * p2).numpy()
+    return joint
+
+
+def sampled_pairs(target, draft, prompt, temperature, n):
+    counts = np.zeros((VOCAB, VOCAB))
+    for seed in range(n):
+        a, b = specdec.generate(target, draft, prompt, k=3, max_new_tokens=2, temperature=temperature, seed=seed).token_ids
+        counts[a, b] += 1
+    return counts
+
+
+def chi_square_p(counts, probs):
+    expected = probs.ravel() * counts.sum()
+    big = expected >= 5  # pool the rare cells, as the test needs
+    observed = np.append(counts.ravel()[big], counts.ravel()[~big].sum())
+    expected = np.append(expected[big], expected[~big].sum())
+    return chisquare(observed, expected).pvalue
+
+
+N_SAMPLES = 1500
+
+
+@pytest.fixture(scope="module")
+def sampling_case(target, draft):
+    prompt, temperature = [4, 7], 1.0
+    probs = exact_pairs(target, prompt, temperature)
+    with torch.no_grad():
+        q1 = specdec.probabilities(draft(torch.tensor([prompt])).logits[0, -1], temperature, 1.0).numpy()
+    assert 0.5 * np.abs(probs.sum(1) - q1).sum() > 0.3, "p and q must differ for the test to mean something"
+    return prompt, temperature, probs
+
+
+def test_sampling_matches_the_target_distribution(target, draft, sampling_case):
+    prompt, temperature, probs = sampling_case
+    counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES)
+    assert chi_square_p(counts, probs) > 0.001
+
+
+def test_the_chi_square_test_catches_a_wrong_residual(target, draft, sampling_case, monkeypatch):
+    prompt, temperature, probs = sampling_case
+    # the textbook slip: resample from p after a rejection instead of from norm(max(0, p - q))
+    monkeypatch.setattr(specdec, "residual_distribution", lambda p, q: p)
+    counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES)
+    assert chi_square_p(counts, probs) < 0.001
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    probs = specdec.probabilities(torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])), 1.0, 0.8)
+    assert torch.allclose(probs, torch.tensor([0.625, 0.375, 0.0, 0.0], dtype=torch.float64))
+    assert specdec.residual_distribution(probs, probs).sum() == 1.0
