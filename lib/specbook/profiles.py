@@ -116,10 +116,6 @@ def load(name: str, params_dir: Path = PARAMS) -> Profile:
     return profile
 
 
-def as_dict(profile) -> dict:
-    return dataclasses.asdict(profile)
-
-
 def _check(profile: Profile, where: str) -> None:
     for key, allowed in CHOICES.items():
         section, field = key.split(".")

@@ -1,7 +1,6 @@
 """Seeds and provenance: every number the book shows says which profile and commit made it."""
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 
@@ -13,7 +12,6 @@ from specbook.paths import ROOT
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
     try:
         import torch
     except ImportError:
