@@ -24,7 +24,7 @@ def select(only: list[str] | None) -> list[Path]:
     found = chapters()
     if not only:
         return found
-    picked = [nb for nb in found if any(nb.stem.startswith(o) or nb.stem == o for o in only)]
+    picked = [nb for nb in found if any(nb.stem.startswith(o) for o in only)]
     missing = [o for o in only if not any(nb.stem.startswith(o) for nb in found)]
     if missing:
         names = ", ".join(nb.stem for nb in found)

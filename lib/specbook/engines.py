@@ -46,12 +46,11 @@ class TransformersEngine:
 
     @classmethod
     def load(cls, name_or_path: str):
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto")
-        import torch
-
         return cls(model.to("cuda") if torch.cuda.is_available() else model, tokenizer)
 
     def generate(self, prompts: list[str], sampling: Sampling) -> list[Generation]:

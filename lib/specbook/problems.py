@@ -113,9 +113,12 @@ def generate_gsm_symbolic(cfg: GsmSymbolic, seed: int, cache_dir: Path) -> list[
     unless the time bound grows."""
     ids = cfg.templates if cfg.templates is not None else [t.id_shuffled for t in _templates()]
     cache_dir.mkdir(parents=True, exist_ok=True)
+    def cache_path(tid: int) -> Path:
+        return cache_dir / f"eng_t{tid}_n{cfg.variants_per_template}_seed{seed}.json"
+
     results, todo = {}, []
     for tid in ids:
-        path = cache_dir / f"eng_t{tid}_n{cfg.variants_per_template}_seed{seed}.json"
+        path = cache_path(tid)
         cached = json.loads(path.read_text()) if path.exists() else None
         if cached and (cached["status"] == "ok" or cached["bound_seconds"] >= cfg.seconds_per_template):
             results[tid] = cached
@@ -130,8 +133,7 @@ def generate_gsm_symbolic(cfg: GsmSymbolic, seed: int, cache_dir: Path) -> list[
             ]
             for future in tqdm(as_completed(futures), total=len(futures), desc="GSM-Symbolic templates"):
                 result = future.result()
-                path = cache_dir / f"eng_t{result['template']}_n{cfg.variants_per_template}_seed{seed}.json"
-                path.write_text(json.dumps(result))
+                cache_path(result["template"]).write_text(json.dumps(result))
                 results[result["template"]] = result
     return [results[tid] for tid in ids]
 
@@ -140,7 +142,7 @@ _NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 
 
 def max_number_in(text: str) -> float:
-    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(text.split("####")[0] + " " + text.split("####")[-1])]
+    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
     return max(numbers, default=0.0)
 
 

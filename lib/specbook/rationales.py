@@ -17,6 +17,7 @@ from specbook.profiles import LEVELS, Profile
 from specbook.stages import Stage, file_hash
 
 STYLES = ("cot", "cod")
+STYLE_LABELS = {"cot": "CoT", "cod": "CoD"}
 DROP_REASONS = ("teacher_error", "cot_wrong_answer", "cod_wrong_answer", "cod_not_shorter")
 # The stage reruns when any of these change, not only when the profile does.
 _CODE = ["answers.py", "problems.py", "prompts.py", "rationales.py", "teachers.py", "tokens.py"]
@@ -75,13 +76,16 @@ def build(profile: Profile, data_root: Path, teacher=None) -> dict:
     texts = [p.question for p in chosen] + [t for r in written.values() for t in (r.cot, r.cod) if t]
     tokenizer = tokens.for_profile(profile.tokenizer, texts, data_root / "models" / "tokenizer")
 
+    complete = [p for p in train if written[p.id].cot and written[p.id].cod]
+    counts = tokens.count(tokenizer, [t for p in complete for t in (written[p.id].cot, written[p.id].cod)])
+    token_counts = {p.id: (counts[2 * i], counts[2 * i + 1]) for i, p in enumerate(complete)}
     kept = defaultdict(list)
     drops = Counter()
     rules = Counter()
     rows_by_rule = Counter()
     for p in train:
         r = written[p.id]
-        cot_n, cod_n = (tokens.count(tokenizer, [r.cot, r.cod]) if r.cot and r.cod else (None, None))
+        cot_n, cod_n = token_counts.get(p.id, (None, None))
         reason = drop_reason(p, r, cot_n, cod_n)
         if reason:
             drops[(p.level, reason)] += 1
@@ -129,13 +133,13 @@ def build(profile: Profile, data_root: Path, teacher=None) -> dict:
     return report
 
 
+# From the weakest rule to the strongest: a row is labelled by the weakest any of its steps needed.
+_ROW_RULES = {"note": "some step only a note", "inline": "equation taken from the sentence",
+              "tag": "calculator tags only", "metadata": "written from metadata"}
+
+
 def _row_rule(rules: dict) -> str:
-    """The weakest rule a row needed: its most telling category for the chapter's table."""
-    for name in ("note", "inline", "tag", "metadata"):
-        if rules.get(name):
-            return {"note": "some step only a note", "inline": "equation taken from the sentence",
-                    "tag": "calculator tags only", "metadata": "written from metadata"}[name]
-    return "no steps"
+    return next((label for name, label in _ROW_RULES.items() if rules.get(name)), "no steps")
 
 
 def _level_stats(level, train, test, kept, drops) -> dict:
@@ -171,7 +175,7 @@ def plot_token_lengths(data_root: Path):
         bins = np.linspace(0, top, 30)
         for style in STYLES:
             values = lengths[style]
-            name = {"cot": "CoT", "cod": "CoD"}[style]
+            name = STYLE_LABELS[style]
             label = f"{name} (mean {np.mean(values):.0f})" if values else name
             ax.hist(values, bins=bins, alpha=0.6, color=STYLE_COLORS[style], label=label)
         ax.set_title(level)

@@ -106,8 +106,7 @@ def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, 
     seq, n_prompt = list(prompt_ids), len(prompt_ids)
     result = SpeculativeResult(token_ids=[], finish_reason="length", accepted_at=[0] * k)
     start = time.perf_counter()
-    while len(seq) - n_prompt < max_new_tokens:
-        room = max_new_tokens - (len(seq) - n_prompt)
+    while (room := max_new_tokens - (len(seq) - n_prompt)) > 0:
         kk = min(k, room - 1)  # never propose tokens that could not be emitted
         proposals, q_dists = [], []
         if kk:
@@ -134,7 +133,7 @@ def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, 
         result.proposed += kk
         result.accepted += n_accepted
         tgt.keep(len(seq) + n_accepted)
-        if drf:
+        if drf is not None:
             drf.keep(len(seq) + n_accepted)
         emitted = proposals[:n_accepted] + [token]
         for j, t in enumerate(emitted):

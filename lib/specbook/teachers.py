@@ -12,6 +12,7 @@ import ast
 import math
 import operator
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,7 +219,7 @@ def _two_pass(problems: list[Problem], generate) -> dict[str, Rationales]:
     out = {}
     for pid in by_id:
         c, d = cot.get(pid, {}), cod.get(pid, {})
-        error = c.get("error") or d.get("error") or (None if pid in c or "text" in c else "no response")
+        error = c.get("error") or d.get("error") or (None if "text" in c else "no response")
         out[pid] = Rationales(
             cot=c["text"].strip() if "text" in c else None,
             cod=d["text"].strip() if "text" in d else None,
@@ -232,7 +233,7 @@ class GeminiTeacher:
 
     name = "gemini"
 
-    def __init__(self, model: str, workdir: Path, temperature: float, max_new_tokens: int, poll_seconds: float, client=None, sleep=None):
+    def __init__(self, model: str, workdir: Path, temperature: float, max_new_tokens: int, poll_seconds: float, client=None, sleep=time.sleep):
         from specbook import gemini
 
         self.client = client if client is not None else gemini.make_client()
@@ -244,8 +245,7 @@ class GeminiTeacher:
         from specbook import gemini
 
         requests = [gemini.build_request(key, system, user, self.temperature, self.max_new_tokens) for key, system, user in items]
-        kwargs = {"sleep": self.sleep} if self.sleep else {}
-        runner = gemini.BatchRunner(self.client, self.model, self.workdir / stage, self.poll_seconds, **kwargs)
+        runner = gemini.BatchRunner(self.client, self.model, self.workdir / stage, self.poll_seconds, sleep=self.sleep)
         return runner.run(requests)
 
     def write(self, problems):
