@@ -94,6 +94,7 @@ else:
 start = time.perf_counter()
 report = rationales.build(P, DATA)
 print(f"{time.perf_counter() - start:.1f} s; teacher: {report['teacher']}; tokenizer: {report['tokenizer']}")
+print(f"every number below was produced by the code at commit {report['built_at']} (profile {profile})")
 
 # %% [markdown]
 # ### The source, as generated
@@ -148,7 +149,7 @@ display(pd.Series(report["cod_rules_steps"], name="steps").to_frame())
 # %%
 stats = pd.DataFrame(report["levels"]).set_index("level")
 display(stats)
-print(stamp(profile))
+print(f"profile {profile} · datasets built at commit {report['built_at']}")
 
 # %% [markdown]
 # ## Checks, on the files as written
@@ -184,4 +185,4 @@ lines = [
     f"({100 * (1 - row.cod_over_cot):.0f} % fewer)."
     for level, row in stats.iterrows()
 ]
-display(Markdown("\n".join(lines) + f"\n\n*{stamp(profile)}*"))
+display(Markdown("\n".join(lines) + f"\n\n*profile {profile} · datasets built at commit {report['built_at']}*"))

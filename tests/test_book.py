@@ -93,4 +93,5 @@ def test_a_rerun_reuses_finished_datasets(smoke_run, monkeypatch):
 
     report = rationales.build(profiles.load("smoke"), data, teacher=NoTeacher())
     assert report["teacher"] == "template"
+    assert report["built_at"] == json.loads((data / "datasets" / "manifest.json").read_text())["commit"]
     assert (data / "datasets" / "easy" / "train_cod.jsonl").stat().st_mtime_ns == before

@@ -50,7 +50,8 @@ def reference_rationale(problem) -> str:
 
 
 def build(profile: Profile, data_root: Path, teacher=None) -> dict:
-    """Build (or reuse) the datasets of `profile` under `data_root`; returns the report."""
+    """Build (or reuse) the datasets of `profile` under `data_root`; returns the report, with
+    `built_at`: the commit whose code produced its numbers (earlier than now when reused)."""
     code_dir = Path(teachers.__file__).parent
     stage = Stage(
         data_root / "datasets",
@@ -62,8 +63,12 @@ def build(profile: Profile, data_root: Path, teacher=None) -> dict:
             "code": {name: file_hash(code_dir / name) for name in _CODE},
         },
     )
-    if stage.done():
-        return stage.summary()
+    if not stage.done():
+        stage.finish(_build_report(profile, data_root, teacher))
+    return {**stage.summary(), "built_at": stage.manifest()["commit"]}
+
+
+def _build_report(profile: Profile, data_root: Path, teacher) -> dict:
 
     pool, source_report = problem_sources.load(profile.problems, profile.seed, data_root / "cache")
     chosen = problem_sources.split(pool, profile.problems, profile.seed)
@@ -129,7 +134,6 @@ def build(profile: Profile, data_root: Path, teacher=None) -> dict:
                      for level in LEVELS if kept[level]},
         "files": files,
     }
-    stage.finish(report)
     return report
 
 

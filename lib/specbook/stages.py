@@ -47,5 +47,8 @@ class Stage:
         }
         self.manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
+    def manifest(self) -> dict:
+        return json.loads(self.manifest_path.read_text())
+
     def summary(self) -> dict:
-        return json.loads(self.manifest_path.read_text())["summary"]
+        return self.manifest()["summary"]
