@@ -1,7 +1,5 @@
-import torch
-
 from specbook import jsonl, tokens
-from specbook.engines import Generation, Sampling, TransformersEngine, chat_prompt
+from specbook.engines import Generation, chat_prompt
 from specbook.problems import Problem
 from specbook.teachers import LocalModelTeacher
 
@@ -42,18 +40,3 @@ def test_trained_tokenizer_has_qwen_special_tokens_and_chat_template():
     assert prompt == "<|im_start|>system\nSolve it.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
     assert [tok.decode([i]) for i in tok("1234", add_special_tokens=False)["input_ids"]] == ["1", "2", "3", "4"]
-
-
-def test_transformers_engine_runs_a_real_qwen3_model(tmp_path):
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    tok = _tokenizer()
-    torch.manual_seed(0)
-    config = Qwen3Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, eos_token_id=tok.eos_token_id)
-    engine = TransformersEngine(Qwen3ForCausalLM(config), tok)
-    prompt = chat_prompt(tok, "Solve it.", "What is 2+2?")
-    first, second = (engine.generate([prompt], Sampling(max_new_tokens=8))[0] for _ in range(2))
-    assert first.token_ids == second.token_ids  # greedy is deterministic
-    assert len(first.token_ids) <= 8 and first.finish_reason in ("stop", "length")
-    assert first.text == tok.decode(first.token_ids, skip_special_tokens=True)

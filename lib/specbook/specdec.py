@@ -12,6 +12,7 @@ when it is the target's argmax, and the residual is the target's argmax.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -21,14 +22,27 @@ class VocabularyMismatch(ValueError):
     pass
 
 
-def check_pair(target, draft) -> None:
+def check_pair(target_config, draft_config) -> None:
     """Speculation compares distributions token by token: both models need one vocabulary."""
-    vt, vd = target.config.vocab_size, draft.config.vocab_size
+    vt, vd = target_config.vocab_size, draft_config.vocab_size
     if vt != vd:
         raise VocabularyMismatch(
             f"target and draft vocabularies differ: target has {vt} tokens, draft has {vd}. "
             f"Use a draft trained with the target's tokenizer (same vocabulary, same ids)."
         )
+
+
+def early_exit_draft(target, layers: int):
+    """A draft made of the target's first `layers` decoder layers, its final norm and its head
+    (self-speculation, as in Draft & Verify and LayerSkip): same vocabulary, a fraction of the cost."""
+    import copy
+
+    draft = copy.deepcopy(target)
+    draft.model.layers = draft.model.layers[:layers]
+    draft.config.num_hidden_layers = layers
+    if hasattr(draft.config, "layer_types") and draft.config.layer_types is not None:
+        draft.config.layer_types = draft.config.layer_types[:layers]
+    return draft.eval()
 
 
 def probabilities(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
@@ -58,7 +72,7 @@ def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 @dataclass
 class SpeculativeResult:
     token_ids: list[int]
-    finish_reason: str  # "stop" (EOS) or "length"
+    finish_reason: str  # "stop" (EOS or a stop string) or "length"
     proposed: int = 0  # draft tokens proposed
     accepted: int = 0  # draft tokens accepted
     steps: int = 0  # target verification passes
@@ -90,13 +104,15 @@ class _Cached:
 
 @torch.inference_mode()
 def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, temperature: float = 0.0,
-             top_p: float = 1.0, eos_token_ids: set[int] | frozenset = frozenset(), seed: int = 0) -> SpeculativeResult:
+             top_p: float = 1.0, eos_token_ids: set[int] | frozenset = frozenset(), seed: int = 0,
+             stop: Callable[[list[int]], int | None] | None = None) -> SpeculativeResult:
     """Speculative decoding of one prompt. k=0 (or draft=None) is plain target decoding through the
-    same code path, so that speedups compare like with like."""
+    same code path, so that speedups compare like with like. `stop(new_ids)`, if given, returns
+    how many of the new tokens to keep once a stop condition (a stop string) is met, else None."""
     if draft is None:
         k = 0
     else:
-        check_pair(target, draft)
+        check_pair(target.config, draft.config)
     rng = torch.Generator().manual_seed(seed)
 
     def draw(dist: torch.Tensor) -> int:
@@ -143,6 +159,9 @@ def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, 
         seq += emitted
         if result.steps == 1:
             result.ttft_s = time.perf_counter() - start
+        if stop is not None and (keep := stop(seq[n_prompt:])) is not None:
+            del seq[n_prompt + keep:]
+            result.finish_reason = "stop"
         if result.finish_reason == "stop":
             break
     result.latency_s = time.perf_counter() - start

@@ -1,0 +1,79 @@
+"""Speculative decoding metrics, with vLLM's definitions, and the speedup model of Leviathan et al.
+
+Counters per run: `steps` target verification passes (vLLM: num_drafts), `proposed` draft tokens
+(num_draft_tokens), `accepted` draft tokens kept (num_accepted_tokens), `accepted_at[i]` steps
+whose draft token at position i was kept (num_accepted_tokens_per_pos).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+
+
+def acceptance_rate(accepted: int, proposed: int) -> float:
+    """Draft acceptance rate = accepted / proposed (vLLM's "draft acceptance rate")."""
+    return accepted / proposed if proposed else math.nan
+
+
+def mean_acceptance_length(accepted: int, steps: int) -> float:
+    """Tokens emitted per target pass = 1 + accepted / steps (each step adds one target token)."""
+    return 1 + accepted / steps if steps else math.nan
+
+
+def per_position_rates(accepted_at: list[int], steps: int) -> list[float]:
+    """The share of steps whose i-th draft token was accepted; under the i.i.d. model, alpha^(i+1)."""
+    return [a / steps if steps else math.nan for a in accepted_at]
+
+
+def estimate_alpha(accepted_at: list[int], steps: int) -> float:
+    """Per-token acceptance probability alpha, the maximum-likelihood estimate under the model of
+    Leviathan et al. (each draft token accepted independently with probability alpha, tested only
+    while all before it were accepted): accepted / tests, where position i is tested in the
+    steps that accepted position i-1 (all steps for i = 0). Unlike accepted / proposed it does
+    not count the untested tokens after a rejection as failures."""
+    tests = steps + sum(accepted_at[:-1])
+    return sum(accepted_at) / tests if tests else math.nan
+
+
+def expected_tokens_per_step(alpha: float, k: int) -> float:
+    """E(alpha, K) = (1 - alpha^(K+1)) / (1 - alpha): accepted draft tokens plus the target's own."""
+    if alpha >= 1.0:
+        return k + 1.0
+    return (1 - alpha ** (k + 1)) / (1 - alpha)
+
+
+def predicted_speedup(alpha: float, k: int, c: float, verify_cost: float = 1.0) -> float:
+    """Tokens per unit time with speculation over without: E(alpha, K) / (K c + v).
+
+    c = the draft's step cost / the target's step cost; v = the cost of the target's (K+1)-token
+    verify pass / its 1-token step. The paper assumes v = 1 (a memory-bound target reads its
+    weights once either way); on a CPU v is measurably larger, so the book measures it."""
+    return expected_tokens_per_step(alpha, k) / (k * c + verify_cost)
+
+
+def summarize(generations) -> dict:
+    """Totals and rates over per-request records (`engines.Generation`)."""
+    gens = list(generations)
+    tokens = sum(len(g.token_ids) for g in gens)
+    latency = sum(g.latency_s for g in gens)
+    steps = sum(g.steps for g in gens)
+    proposed = sum(g.proposed for g in gens)
+    accepted = sum(g.accepted for g in gens)
+    k = max((len(g.accepted_at) for g in gens), default=0)
+    accepted_at = [sum(g.accepted_at[i] for g in gens if i < len(g.accepted_at)) for i in range(k)]
+    ttfts = [g.ttft_s for g in gens if g.ttft_s is not None]
+    return {
+        "requests": len(gens),
+        "tokens": tokens,
+        "tokens_per_request": tokens / len(gens) if gens else math.nan,
+        "latency_s": latency,
+        "tokens_per_s": tokens / latency if latency else math.nan,
+        "ttft_median_s": statistics.median(ttfts) if ttfts else math.nan,
+        "steps": steps,
+        "proposed": proposed,
+        "accepted": accepted,
+        "acceptance_rate": acceptance_rate(accepted, proposed),
+        "mean_acceptance_length": mean_acceptance_length(accepted, steps),
+        "per_position": per_position_rates(accepted_at, steps),
+        "alpha": estimate_alpha(accepted_at, steps) if k else math.nan,
+    }

@@ -1,0 +1,197 @@
+"""Every engine passes the same interface test; vLLM's pure parts are tested on recorded metrics."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from specbook import engines, metrics, specdec, tokens
+from specbook.engines import Generation, NativeEngine, Sampling, Speculative, TransformersEngine
+
+DATA = Path(__file__).parent / "data"
+MAX_NEW = 24
+
+
+@pytest.fixture(scope="module")
+def tok():
+    texts = ["Answer: 13 eggs", "What is 2+2? 4 legs and 6 legs", "3 ducks have 3 * 2 = 6 legs."] * 20
+    return tokens.train_tokenizer(texts, vocab_size=300, split_digits=True)
+
+
+def tiny_model(tok, seed: int, layers: int):
+    torch.manual_seed(seed)
+    config = Qwen3Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, eos_token_id=tok.eos_token_id)
+    model = Qwen3ForCausalLM(config).double().eval()
+    with torch.no_grad():  # decisive argmaxes: greedy outputs cannot flip on rounding
+        model.lm_head.weight.mul_(40)
+    return model
+
+
+@pytest.fixture(scope="module")
+def target(tok):
+    return tiny_model(tok, 0, layers=2)
+
+
+@pytest.fixture(scope="module")
+def draft(target):
+    return specdec.early_exit_draft(target, 1)
+
+
+@pytest.fixture(scope="module")
+def prompts(tok):
+    return [engines.chat_prompt(tok, "Count the legs.", q) for q in ("3 ducks?", "2 dogs and 1 duck?", "What is 2+2?")]
+
+
+SETTINGS = [
+    ("native", None), ("native", "draft"), ("transformers", None), ("transformers", "draft"), ("transformers", "ngram"),
+]
+
+
+def speculative_for(kind, draft):
+    if kind == "draft":
+        return Speculative("draft_model", k=3, draft=draft)
+    if kind == "ngram":
+        return Speculative("ngram", k=3, ngram_max=2)
+    return None
+
+
+def make_engine(name, target, tok):
+    return {"native": NativeEngine, "transformers": TransformersEngine}[name](target, tok)
+
+
+@pytest.fixture(scope="module")
+def greedy_reference(target, tok, prompts):
+    return [r.token_ids for r in NativeEngine(target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW))]
+
+
+@pytest.mark.parametrize("name,kind", SETTINGS)
+def test_engine_interface(name, kind, target, draft, tok, prompts, greedy_reference):
+    engine = make_engine(name, target, tok)
+    speculative = speculative_for(kind, draft)
+    out = engine.generate(prompts, Sampling(max_new_tokens=MAX_NEW), speculative)
+    assert len(out) == len(prompts) and all(isinstance(g, Generation) for g in out)
+    # greedy speculation is lossless: every engine and setting writes the target's own tokens
+    assert [g.token_ids for g in out] == greedy_reference
+    for g in out:
+        assert g.finish_reason == ("stop" if g.token_ids[-1] == tok.eos_token_id else "length")
+        assert g.finish_reason == "stop" or len(g.token_ids) == MAX_NEW
+        assert g.text == tok.decode(g.token_ids, skip_special_tokens=True)
+        assert 0 < g.ttft_s <= g.latency_s
+        if speculative is None:
+            assert (g.steps, g.proposed, g.accepted) == (len(g.token_ids), 0, 0)
+        else:
+            assert len(g.accepted_at) == 3 and sum(g.accepted_at) == g.accepted <= g.proposed <= 3 * g.steps
+            assert len(g.token_ids) == g.accepted + g.steps  # one target token per step, plus what it accepted
+    if kind == "draft":
+        assert metrics.summarize(out)["accepted"] > 0
+
+
+def test_native_and_assisted_agree_on_counters(target, draft, tok, prompts):
+    """Greedy: both engines run the same algorithm, so they propose and accept the same tokens."""
+    spec = Speculative("draft_model", k=3, draft=draft)
+    native = NativeEngine(target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW), spec)
+    assisted = TransformersEngine(target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW), spec)
+    counters = lambda g: (g.steps, g.accepted, g.accepted_at)  # noqa: E731
+    assert [counters(g) for g in native] == [counters(g) for g in assisted]
+
+
+def test_draft_that_always_agrees(target, tok, prompts):
+    out = NativeEngine(target, tok).generate(prompts[:1], Sampling(max_new_tokens=8), Speculative("draft_model", 3, draft=target))
+    # 8 tokens = (3 accepted + 1) twice
+    assert (out[0].steps, out[0].proposed, out[0].accepted, out[0].accepted_at) == (2, 6, 6, [2, 2, 2])
+
+
+@pytest.mark.parametrize("name,kind", SETTINGS)
+def test_stop_strings(name, kind, target, draft, tok, prompts, greedy_reference):
+    full = greedy_reference[0]
+    stop = tok.decode(full[10:12], skip_special_tokens=True).strip()
+    assert stop, "the reference output should hold text to stop at"
+    keep = engines.stop_string_cut(tok, full, (stop,))
+    engine = make_engine(name, target, tok)
+    (g,) = engine.generate(prompts[:1], Sampling(max_new_tokens=MAX_NEW, stop=(stop,)), speculative_for(kind, draft))
+    assert keep <= 12 and g.token_ids == full[:keep] and g.finish_reason == "stop"
+    text = tok.decode(full[:keep], skip_special_tokens=True)
+    assert stop in text and g.text == text[: text.index(stop)]
+
+
+def test_sampling_is_seeded(target, draft, tok, prompts):
+    engine = NativeEngine(target, tok)
+    spec = Speculative("draft_model", k=3, draft=draft)
+    sampling = Sampling(max_new_tokens=12, temperature=1.0, seed=5)
+    first, second = (engine.generate(prompts, sampling, spec) for _ in range(2))
+    assert [g.token_ids for g in first] == [g.token_ids for g in second]
+    other = engine.generate(prompts, Sampling(max_new_tokens=12, temperature=1.0, seed=6), spec)
+    assert [g.token_ids for g in other] != [g.token_ids for g in first]
+
+
+def test_bad_speculation_settings_are_refused(target, tok, prompts):
+    with pytest.raises(ValueError, match="unknown speculative method 'eagle'"):
+        Speculative("eagle", k=3)
+    with pytest.raises(ValueError, match="needs `draft`"):
+        Speculative("draft_model", k=3)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        Speculative("ngram", k=0)
+    with pytest.raises(ValueError, match="not 'ngram'"):
+        NativeEngine(target, tok).generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("ngram", k=3))
+    other = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tok) + 5, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    for engine in (NativeEngine(target, tok), TransformersEngine(target, tok)):
+        with pytest.raises(specdec.VocabularyMismatch, match=f"target has {len(tok)} tokens, draft has {len(tok) + 5}"):
+            engine.generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("draft_model", 3, draft=other))
+
+
+def test_engines_load_saved_models_and_drafts_by_path(target, draft, tok, prompts, greedy_reference, tmp_path):
+    target.save_pretrained(tmp_path / "target")
+    tok.save_pretrained(tmp_path / "target")
+    draft.save_pretrained(tmp_path / "draft")
+    engine = NativeEngine.load(str(tmp_path / "target"))
+    out = engine.generate(prompts, Sampling(max_new_tokens=MAX_NEW), Speculative("draft_model", 3, draft=str(tmp_path / "draft")))
+    assert [g.token_ids for g in out] == greedy_reference
+
+
+# --- vLLM, without vLLM --------------------------------------------------------------------
+
+def test_engines_module_does_not_import_gpu_packages():
+    code = "import sys, specbook.engines; print(any(m in sys.modules for m in ('vllm', 'unsloth')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_vllm_llm_arguments():
+    spec = Speculative("draft_model", k=5, draft="data/full/models/draft_cod_easy")
+    assert engines.vllm_llm_kwargs("Qwen/Qwen3-14B", spec, tensor_parallel_size=2, gpu_memory_utilization=0.85, seed=0) == {
+        "model": "Qwen/Qwen3-14B", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85, "seed": 0,
+        "speculative_config": {"method": "draft_model", "model": "data/full/models/draft_cod_easy", "num_speculative_tokens": 5},
+        "disable_log_stats": False,
+    }
+    assert engines.vllm_speculative_config(Speculative("ngram", k=4, ngram_max=3)) == {
+        "method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
+    assert engines.vllm_speculative_config(None) is None
+    with pytest.raises(ValueError, match="path or Hub id"):
+        engines.vllm_speculative_config(Speculative("draft_model", k=5, draft=object()))
+    assert engines.vllm_sampling_kwargs(Sampling(256, temperature=0.6, top_p=0.95, seed=3, stop=("\n\n",)), seed=7) == {
+        "max_tokens": 256, "temperature": 0.6, "top_p": 0.95, "seed": 7, "stop": ["\n\n"]}
+
+
+def _snapshot(records):
+    """`LLM.get_metrics()` output rebuilt from its documented JSON form (vllm.v1.metrics.reader)."""
+    return [SimpleNamespace(**r) for r in records]
+
+
+def test_vllm_counters_from_recorded_metrics():
+    recorded = json.loads((DATA / "vllm_metrics.json").read_text())
+    c = engines.vllm_counters(_snapshot(recorded["before"]), _snapshot(recorded["after"]))
+    # two data-parallel engines (labels engine 0 and 1), summed, after minus before
+    assert c == {"steps": 12, "proposed": 60, "accepted": 41, "accepted_at": [11, 10, 8, 7, 5], "ttft_s": pytest.approx(0.043)}
+    assert metrics.acceptance_rate(c["accepted"], c["proposed"]) == pytest.approx(41 / 60)
+    assert metrics.mean_acceptance_length(c["accepted"], c["steps"]) == pytest.approx(1 + 41 / 12)
+
+
+def test_vllm_counters_when_no_request_ran_yet():
+    after = _snapshot([{"name": "vllm:spec_decode_num_drafts", "labels": {}, "value": 3},
+                       {"name": "vllm:spec_decode_num_accepted_tokens_per_pos", "labels": {}, "values": [2, 1]}])
+    assert engines.vllm_counters([], after) == {"steps": 3, "proposed": 0, "accepted": 0, "accepted_at": [2, 1], "ttft_s": 0.0}

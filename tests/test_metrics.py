@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+import pytest
+
+from specbook import metrics
+from specbook.engines import Generation
+
+
+def test_rates_on_a_hand_computed_run():
+    # 3 steps at K=4: accepted 4 (all), 2, 0  -> per position [2, 2, 1, 1]
+    accepted_at, steps = [2, 2, 1, 1], 3
+    assert metrics.acceptance_rate(6, 12) == 0.5
+    assert metrics.mean_acceptance_length(6, steps) == 3.0
+    assert metrics.per_position_rates(accepted_at, steps) == [2 / 3, 2 / 3, 1 / 3, 1 / 3]
+    # tests: position 0 in 3 steps, 1 in 2, 2 in 2, 3 in 1 -> 8 tests, 6 passed
+    assert metrics.estimate_alpha(accepted_at, steps) == 6 / 8
+    assert math.isnan(metrics.acceptance_rate(0, 0)) and math.isnan(metrics.mean_acceptance_length(0, 0))
+
+
+def test_expected_tokens_per_step():
+    assert metrics.expected_tokens_per_step(0.0, 5) == 1.0
+    assert metrics.expected_tokens_per_step(1.0, 5) == 6.0
+    assert metrics.expected_tokens_per_step(0.5, 2) == pytest.approx(1 + 0.5 + 0.25)
+    assert metrics.expected_tokens_per_step(0.8, 4) == pytest.approx(sum(0.8**i for i in range(5)))
+
+
+def test_predicted_speedup():
+    # alpha 0.8, K 4: E = 1 + .8 + .64 + .512 + .4096 = 3.3616; c 0.05 -> cost 4 * 0.05 + 1 = 1.2
+    assert metrics.predicted_speedup(0.8, 4, 0.05) == pytest.approx(3.3616 / 1.2)
+    assert metrics.predicted_speedup(0.8, 4, 0.05, verify_cost=1.5) == pytest.approx(3.3616 / 1.7)
+    assert metrics.predicted_speedup(0.0, 3, 0.0) == 1.0  # a useless free draft changes nothing
+
+
+def test_alpha_estimate_recovers_the_truth_on_simulated_steps():
+    """Simulate the i.i.d. model: the estimate lands near the true alpha; accepted/proposed does not."""
+    rng = np.random.default_rng(0)
+    alpha, k, steps = 0.7, 5, 20000
+    runs = rng.geometric(1 - alpha, size=steps) - 1  # accepted tokens before the first rejection
+    accepted = np.minimum(runs, k)
+    accepted_at = [int((accepted > i).sum()) for i in range(k)]
+    assert metrics.estimate_alpha(accepted_at, steps) == pytest.approx(alpha, abs=0.01)
+    assert metrics.acceptance_rate(int(accepted.sum()), k * steps) < alpha - 0.1
+    assert metrics.mean_acceptance_length(int(accepted.sum()), steps) == pytest.approx(
+        metrics.expected_tokens_per_step(alpha, k), abs=0.03)
+
+
+def test_summarize_generations():
+    gens = [
+        Generation("a", [1, 2, 3, 4, 5], "length", latency_s=0.5, ttft_s=0.1, steps=2, proposed=6, accepted=3, accepted_at=[2, 1, 0]),
+        Generation("b", [1, 2, 3], "stop", latency_s=0.5, ttft_s=0.3, steps=1, proposed=3, accepted=2, accepted_at=[1, 1, 0]),
+    ]
+    s = metrics.summarize(gens)
+    assert (s["requests"], s["tokens"], s["tokens_per_s"], s["ttft_median_s"]) == (2, 8, 8.0, pytest.approx(0.2))
+    assert (s["steps"], s["proposed"], s["accepted"]) == (3, 9, 5)
+    assert s["acceptance_rate"] == 5 / 9 and s["mean_acceptance_length"] == 1 + 5 / 3
+    assert s["per_position"] == [1.0, 2 / 3, 0.0] and s["alpha"] == 5 / (3 + 3 + 2)
+    plain = metrics.summarize([Generation("a", [1, 2], "length", latency_s=1.0, steps=2)])
+    assert plain["mean_acceptance_length"] == 1.0 and math.isnan(plain["alpha"]) and math.isnan(plain["ttft_median_s"])
