@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from specbook import engines, metrics, specdec, tokens
+from specbook import engines, metrics, profiles, specdec, tokens
 from specbook.engines import Generation, NativeEngine, Sampling, Speculative, TransformersEngine
 
 DATA = Path(__file__).parent / "data"
@@ -152,6 +152,26 @@ def test_engines_load_saved_models_and_drafts_by_path(target, draft, tok, prompt
     engine = NativeEngine.load(str(tmp_path / "target"))
     out = engine.generate(prompts, Sampling(max_new_tokens=MAX_NEW), Speculative("draft_model", 3, draft=str(tmp_path / "draft")))
     assert [g.token_ids for g in out] == greedy_reference
+
+
+def test_a_draft_with_another_tokenizer_is_refused(target, tok, prompts, tmp_path):
+    other_tok = tokens.train_tokenizer(["completely different text, other merges"] * 20, vocab_size=len(tok), split_digits=False)
+    other = tiny_model(other_tok, 2, layers=1)
+    other.config.vocab_size = len(tok)  # even with the same size, the ids mean other tokens
+    other.save_pretrained(tmp_path / "draft")
+    other_tok.save_pretrained(tmp_path / "draft")
+    with pytest.raises(specdec.VocabularyMismatch, match="tokenizers differ"):
+        NativeEngine(target, tok).generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("draft_model", 3, draft=str(tmp_path / "draft")))
+
+
+def test_make_builds_the_profiles_engine(target, tok, tmp_path):
+    target.save_pretrained(tmp_path / "target")
+    tok.save_pretrained(tmp_path / "target")
+    native = engines.make(profiles.Engine("native", 1, 0.85), str(tmp_path / "target"))
+    assert isinstance(native, NativeEngine) and native.model.config.vocab_size == len(tok)
+    vllm = engines.make(profiles.Engine("vllm", 4, 0.9), str(tmp_path / "target"), seed=3)
+    assert isinstance(vllm, engines.VllmEngine) and (vllm.tensor_parallel_size, vllm.gpu_memory_utilization, vllm.seed) == (4, 0.9, 3)
+    assert "vllm" not in sys.modules  # nothing loads until the first generate
 
 
 # --- vLLM, without vLLM --------------------------------------------------------------------

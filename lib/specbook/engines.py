@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -105,6 +106,20 @@ def decode_text(tokenizer, token_ids: list[int], stop: tuple[str, ...]) -> str:
     return text[: min(cuts)] if cuts else text
 
 
+def check_draft_tokenizer(tokenizer, draft: str) -> None:
+    """A draft saved with its own tokenizer must map every id to the same token as the target's."""
+    from transformers import AutoTokenizer
+
+    local = Path(draft)
+    if local.is_dir() and not (local / "tokenizer_config.json").exists():
+        return  # saved without a tokenizer: the vocabulary size check is all there is
+    draft_tokenizer = AutoTokenizer.from_pretrained(draft)
+    if draft_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise specdec.VocabularyMismatch(
+            f"target and draft tokenizers differ: target has {len(tokenizer)} tokens, draft ({draft}) has "
+            f"{len(draft_tokenizer)}, and some ids map to different tokens. Train the draft with the target's tokenizer.")
+
+
 def _load_causal_lm(name_or_path: str):
     import torch
     from transformers import AutoModelForCausalLM
@@ -135,6 +150,7 @@ class _InProcess:
         draft = speculative.draft
         if isinstance(draft, str):
             if draft not in self._drafts:
+                check_draft_tokenizer(self.tokenizer, draft)
                 self._drafts[draft] = _load_causal_lm(draft)
             draft = self._drafts[draft]
         specdec.check_pair(self.model.config, draft.config)
@@ -233,7 +249,7 @@ class TransformersEngine(_InProcess):
         import torch
 
         kwargs = {}
-        counts = Generation("", [], "", 0.0, accepted_at=[0] * (speculative.k if speculative else 0))
+        counts = Generation("", [], "", 0.0, accepted_at=[0] * (speculative.k if speculative else 0))  # counted into
         if speculative is not None and speculative.method == "draft_model":
             draft = self.draft_model(speculative)
             # a fixed K: no heuristic schedule, no early stop on the draft's confidence
@@ -354,6 +370,7 @@ class VllmEngine:
 
             if speculative is not None and speculative.method == "draft_model":
                 specdec.check_pair(self.config, AutoConfig.from_pretrained(speculative.draft))
+                check_draft_tokenizer(self.tokenizer, speculative.draft)
             self._llm = None
             gc.collect()
             torch.cuda.empty_cache()
@@ -384,4 +401,8 @@ class VllmEngine:
         return results
 
 
-ENGINES = {"native": NativeEngine, "transformers": TransformersEngine, "vllm": VllmEngine}
+def make(cfg, model: str, seed: int = 0):
+    """The profile's engine (a profiles.Engine) for a model path or Hub id."""
+    if cfg.kind == "vllm":
+        return VllmEngine(model, cfg.tensor_parallel_size, cfg.gpu_memory_utilization, seed)
+    return {"native": NativeEngine, "transformers": TransformersEngine}[cfg.kind].load(model)
