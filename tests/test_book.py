@@ -108,3 +108,20 @@ def test_chapter_00_writes_the_measurement_and_the_figures(smoke_run):
     for name in ("00_roofline", "00_losslessness", "00_speedup_model", "00_acceptance_vs_k"):
         for suffix in ("png", "svg"):
             assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
+
+
+def test_chapter_02_writes_six_adapters_base_models_and_figures(smoke_run):
+    models_dir = smoke_run / "data" / "smoke" / "models"
+    for role in ("target", "draft"):
+        assert (models_dir / f"base_{role}" / "model.safetensors").exists()
+        assert (models_dir / f"base_{role}" / "tokenizer_config.json").exists()
+    for level in LEVELS:
+        for style in rationales.STYLES:
+            adapter = models_dir / f"target_{style}_{level}"
+            summary = json.loads((adapter / "manifest.json").read_text())["summary"]
+            assert (adapter / "adapter_model.safetensors").exists() and summary["backend"] == "peft"
+            assert summary["curve"] and summary["eval_curve"] and summary["train_rows"] > 0
+            assert (adapter / "merged" / "model.safetensors").exists()
+    for name in ("02_pretraining_loss", "02_loss_curves", "02_accuracy_check"):
+        for suffix in ("png", "svg"):
+            assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000

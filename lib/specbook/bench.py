@@ -22,15 +22,19 @@ def forward_ms(model, context: int, n_tokens: int, repeats: int, warmup: int = 3
     ones: n_tokens = 1 is a decoding step, K + 1 a verification pass."""
     from transformers import DynamicCache
 
-    vocab = model.config.vocab_size
+    vocab, device = model.config.vocab_size, model.device
     gen = torch.Generator().manual_seed(seed)
     cache = DynamicCache(config=model.config)
-    model(input_ids=torch.randint(0, vocab, (1, context), generator=gen), past_key_values=cache, use_cache=True)
-    new = torch.randint(0, vocab, (1, n_tokens), generator=gen)
+    prefix = torch.randint(0, vocab, (1, context), generator=gen).to(device)
+    model(input_ids=prefix, past_key_values=cache, use_cache=True)
+    new = torch.randint(0, vocab, (1, n_tokens), generator=gen).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
     for i in range(warmup + repeats):
+        sync()
         start = time.perf_counter()
         model(input_ids=new, past_key_values=cache, use_cache=True)
+        sync()
         if i >= warmup:
             times.append(time.perf_counter() - start)
         cache.crop(-n_tokens)

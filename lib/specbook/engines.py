@@ -120,7 +120,8 @@ def check_draft_tokenizer(tokenizer, draft: str) -> None:
             f"{len(draft_tokenizer)}, and some ids map to different tokens. Train the draft with the target's tokenizer.")
 
 
-def _load_causal_lm(name_or_path: str):
+def load_causal_lm(name_or_path: str):
+    """A causal LM by path or Hub id, in eval mode, on the GPU when there is one."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -144,14 +145,14 @@ class _InProcess:
     def load(cls, name_or_path: str):
         from transformers import AutoTokenizer
 
-        return cls(_load_causal_lm(name_or_path), AutoTokenizer.from_pretrained(name_or_path))
+        return cls(load_causal_lm(name_or_path), AutoTokenizer.from_pretrained(name_or_path))
 
     def draft_model(self, speculative: Speculative):
         draft = speculative.draft
         if isinstance(draft, str):
             if draft not in self._drafts:
                 check_draft_tokenizer(self.tokenizer, draft)
-                self._drafts[draft] = _load_causal_lm(draft)
+                self._drafts[draft] = load_causal_lm(draft)
             draft = self._drafts[draft]
         specdec.check_pair(self.model.config, draft.config)
         return draft

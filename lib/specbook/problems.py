@@ -328,6 +328,51 @@ def split(problems: list[Problem], cfg: Problems, seed: int) -> list[Problem]:
     return chosen
 
 
+def leg_counting_background(n: int, seed: int) -> list[str]:
+    """What a base model would know before seeing a leg-counting rationale: the generator's table of
+    legs per animal (as n // 10 fact sheets, each in a random order) and arithmetic drills from
+    reasoning-gym's own generators (`products` of one-digit numbers, `chain_sum` of 2-6 terms), in
+    their question-then-bare-answer format."""
+    import reasoning_gym
+    import reasoning_gym.arithmetic.leg_counting as legs
+
+    rng = random.Random(seed)
+    facts = [f"A {animal} has {n_legs} legs." for animal, n_legs in legs.ANIMALS.items()]
+    sheets = ["\n".join(rng.sample(facts, len(facts))) for _ in range(max(1, n // 10))]
+    drills = [
+        f"{item['question']}\n{item['answer']}"
+        for name, kw in (("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}),
+                         ("chain_sum", {"min_terms": 2, "max_terms": 6, "min_digits": 1, "max_digits": 2}))
+        for item in reasoning_gym.create_dataset(name, size=n, seed=seed, **kw)
+    ]
+    return sheets + drills
+
+
+def pretraining_documents(cfg: Problems, per_level: int, seed: int, cache_dir: Path, exclude_questions: set[str],
+                          exclude_groups: set[str]) -> list[str]:
+    """Domain text for pretraining the offline base models, disjoint from every train and test
+    question and from held-out templates: up to `per_level` variants per level with their
+    solution in the source's own format (GSM-Symbolic: GSM8K's, calculator tags and '#### answer';
+    leg counting: the generator's bare answer) and, for leg counting, the generator's table of
+    legs per animal. Never a CoT or CoD rationale: teaching that format is the fine-tune's job."""
+    excluded = {normalize_question(q) for q in exclude_questions}
+    if cfg.source == "gsm_symbolic":
+        pool, _ = gsm_symbolic_problems(cfg.gsm_symbolic, seed, cache_dir / "gsm_symbolic")
+        documents = []
+    elif cfg.source == "leg_counting":
+        pool, _ = leg_counting_problems(cfg.leg_counting, per_level + cfg.train_per_level + cfg.test_per_level, seed + 1)
+        documents = leg_counting_background(per_level, seed)
+    else:
+        raise ValueError(f"problems.source {cfg.source!r} has no pretraining text: its profile loads pretrained models")
+    taken = dict.fromkeys(LEVELS, 0)
+    for p in pool:
+        if normalize_question(p.question) in excluded or p.group in exclude_groups or taken[p.level] >= per_level:
+            continue
+        taken[p.level] += 1
+        documents.append(f"{p.question}\n{p.solution or p.answer}")
+    return documents
+
+
 def leaked(train: list[dict], test: list[dict]) -> list[str]:
     """Ids of test rows whose question also appears in training (must be empty)."""
     seen = {normalize_question(r["question"]) for r in train}

@@ -116,6 +116,51 @@ class Theory:
 
 
 @dataclass(frozen=True)
+class Pretrain:
+    """Offline profiles: base models pretrained here on the domain's text, which holds no CoT or
+    CoD rationale: every question of the splits, and disjoint variants in the source's own format."""
+
+    documents_per_level: int  # disjoint variants per level
+    seq_len: int  # tokens per packed training sequence
+    batch_size: int
+    target_steps: int
+    draft_steps: int
+    learning_rate: float  # peak; linear warm-up, cosine decay to 10 %
+    warmup_steps: int
+
+
+@dataclass(frozen=True)
+class Models:
+    kind: str  # train: base models made here from the shapes; pretrained: the Hub ids
+    target: str | None  # Hub id (pretrained)
+    draft: str | None
+    target_shape: ModelShape | None  # train
+    draft_shape: ModelShape | None
+    pretrain: Pretrain | None
+
+
+@dataclass(frozen=True)
+class Sft:
+    """LoRA supervised fine-tuning of a target on one style's rationales (chapter 02)."""
+
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: list[str]
+    learning_rate: float
+    lr_scheduler: str  # a transformers scheduler name: cosine, linear, ...
+    warmup_ratio: float
+    epochs: float
+    max_length: int  # tokens per example (prompt + rationale); longer ones are truncated and counted
+    batch_size: int
+    grad_accum: int
+    bf16: bool
+    eval_rows: int  # per level: training rows held out for the eval loss (never trained on)
+    check_rows: int  # per level: test problems in the chapter's quick accuracy check
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
 class Engine:
     kind: str  # native | transformers | vllm: the engine benchmarks run on
     tensor_parallel_size: int  # vllm: GPUs the target is split over
@@ -130,6 +175,8 @@ class Profile:
     teacher: Teacher
     tokenizer: Tokenizer
     theory: Theory
+    models: Models
+    sft: Sft
     engine: Engine
 
 
@@ -137,6 +184,8 @@ CHOICES = {
     "problems.source": ("gsm_symbolic", "leg_counting", "hub"),
     "teacher.kind": ("template", "gemini", "local"),
     "tokenizer.kind": ("train", "pretrained"),
+    "models.kind": ("train", "pretrained"),
+    "sft.lr_scheduler": ("cosine", "linear", "constant", "constant_with_warmup"),
     "engine.kind": ("native", "transformers", "vllm"),
 }
 
@@ -164,6 +213,11 @@ def _check(profile: Profile, where: str) -> None:
         value = getattr(getattr(profile, section), field)
         if value not in allowed:
             raise ProfileError(f"{where}: {key} is {value!r}; choose one of {', '.join(allowed)}")
+    m = profile.models
+    needed = ("target_shape", "draft_shape", "pretrain") if m.kind == "train" else ("target", "draft")
+    missing = [f"models.{k}" for k in needed if getattr(m, k) is None]
+    if missing:
+        raise ProfileError(f"{where}: models.kind is {m.kind!r}, which needs {', '.join(missing)}")
     source = profile.problems.source
     if getattr(profile.problems, source) is None:
         raise ProfileError(f"{where}: problems.source is {source!r} but the section problems.{source} is missing")

@@ -19,3 +19,13 @@ def teacher_cot_user(question: str) -> str:
 
 def teacher_cod_user(question: str, cot: str) -> str:
     return f"Problem:\n{question}\n\nStep-by-step solution:\n{cot}"
+
+
+# The targets are tuned and queried with one system prompt per style, the same at training and at
+# inference; the CoD one is the Chain of Draft paper's instruction with this book's answer line.
+STUDENT_SYSTEM = {
+    "cot": "Solve the problem step by step, one step per line in full sentences. End with a final line "
+           "'Answer: <final answer>'.",
+    "cod": "Think step by step, but only keep a minimum draft for each thinking step, with 5 words at most. "
+           "End with a final line 'Answer: <final answer>'.",
+}

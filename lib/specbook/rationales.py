@@ -13,6 +13,7 @@ import numpy as np
 
 from specbook import jsonl, problems as problem_sources, teachers, tokens
 from specbook.answers import extract_answer, is_correct
+from specbook.prompts import STUDENT_SYSTEM
 from specbook.profiles import LEVELS, Profile
 from specbook.stages import Stage, file_hash
 
@@ -79,6 +80,7 @@ def _build_report(profile: Profile, data_root: Path, teacher) -> dict:
     written = teacher.write(train)
 
     texts = [p.question for p in chosen] + [t for r in written.values() for t in (r.cot, r.cod) if t]
+    texts += [STUDENT_SYSTEM[style] for style in STYLES for _ in train]  # in every training prompt: compress it
     tokenizer = tokens.for_profile(profile.tokenizer, texts, data_root / "models" / "tokenizer")
 
     complete = [p for p in train if written[p.id].cot and written[p.id].cod]

@@ -1,0 +1,154 @@
+"""LoRA supervised fine-tuning of a target on one style's rationales (chapter 02).
+
+One chat format for training and inference: the style's system prompt, the question as the user
+turn, the rationale as the assistant turn ending with <|im_end|>. The prompt is rendered by
+`engines.chat_prompt`, the function every engine's caller uses, with Qwen3's thinking switched
+off (`enable_thinking=False`: Qwen3's template then puts an empty <think></think> block in the
+prompt, at training and at inference alike). Loss falls on the assistant tokens only.
+
+Two backends, one data path (pre-tokenized rows with a completion mask, trained by TRL's
+SFTTrainer): Unsloth (`FastLanguageModel`) when a CUDA GPU and unsloth are present, else
+transformers + peft. The choice is returned and shown, never silent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+from specbook.engines import chat_prompt
+from specbook.prompts import STUDENT_SYSTEM
+from specbook.stages import Stage, file_hash
+
+
+def encode(tokenizer, question: str, rationale: str, style: str, max_length: int) -> dict:
+    """Token ids of one training example and its completion mask (1 on the assistant's tokens)."""
+    prompt_ids = tokenizer(chat_prompt(tokenizer, STUDENT_SYSTEM[style], question), add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(rationale + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    ids = prompt_ids + completion_ids
+    mask = [0] * len(prompt_ids) + [1] * len(completion_ids)
+    return {"input_ids": ids[:max_length], "completion_mask": mask[:max_length], "truncated": len(ids) > max_length}
+
+
+def backend() -> str:
+    """'unsloth' when a CUDA GPU and unsloth are present, else 'peft'."""
+    import importlib.util
+
+    import torch
+
+    return "unsloth" if torch.cuda.is_available() and importlib.util.find_spec("unsloth") else "peft"
+
+
+def lora_kwargs(cfg) -> dict:
+    """LoRA settings (profiles.Sft), as peft's LoraConfig and Unsloth's get_peft_model take them."""
+    return {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
+            "target_modules": list(cfg.target_modules), "bias": "none"}
+
+
+def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_steps: int = 10) -> dict:
+    """TRL SFTConfig arguments (profiles.Sft). The rows arrive tokenized with a completion mask,
+    so `completion_only_loss` puts the loss on the rationale alone. `checkpointing`: activation
+    checkpointing by transformers (on a GPU without Unsloth, which brings its own)."""
+    return {
+        "output_dir": str(output_dir), "learning_rate": cfg.learning_rate, "lr_scheduler_type": cfg.lr_scheduler,
+        "warmup_steps": cfg.warmup_ratio,  # transformers 5: a value below 1 is a share of all steps
+        "num_train_epochs": cfg.epochs, "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.grad_accum,
+        "bf16": cfg.bf16, "max_length": cfg.max_length, "completion_only_loss": True,
+        "activation_checkpointing": checkpointing, "eval_strategy": "epoch", "logging_steps": logging_steps, "save_strategy": "steps",
+        "save_steps": 200, "save_total_limit": 1, "report_to": "none", "seed": seed, "data_seed": seed,
+        "disable_tqdm": False,
+    }
+
+
+def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict], style: str, cfg, out_dir: Path,
+             seed: int) -> dict:
+    """Train a LoRA adapter of `base` on rows (question, rationale) and save it to out_dir.
+    Skipped when out_dir holds an adapter made from the same base, data and settings; an
+    interrupted run resumes from its last checkpoint."""
+    out_dir = Path(out_dir)
+    base_files = [p for p in Path(base).glob("*.safetensors")] if Path(base).is_dir() else []
+    stage = Stage(out_dir, params={"base": base, "style": style, "sft": dataclasses.asdict(cfg), "seed": seed,
+                                   "rows": _rows_digest(train_rows, eval_rows),
+                                   "base_weights": {p.name: file_hash(p) for p in base_files}})
+    if stage.done():
+        return {**stage.summary(), "built_at": stage.manifest()["commit"]}
+    which = backend()
+    if which == "unsloth":
+        import unsloth  # noqa: F401  (first: it patches transformers and trl as it loads)
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    train = [encode(tokenizer, r["question"], r["rationale"], style, cfg.max_length) for r in train_rows]
+    held_out = [encode(tokenizer, r["question"], r["rationale"], style, cfg.max_length) for r in eval_rows]
+    truncated = sum(e.pop("truncated") for e in train + held_out)
+    checkpoints = out_dir / "checkpoints"
+    total_steps = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accum)) * cfg.epochs
+    checkpointing = which == "peft" and torch.cuda.is_available()
+    args = SFTConfig(**sft_kwargs(cfg, checkpoints, seed, checkpointing, max(1, int(total_steps // 40))))
+    if which == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model, _ = FastLanguageModel.from_pretrained(model_name=base, max_seq_length=cfg.max_length, dtype=None,
+                                                     load_in_4bit=False)
+        model = FastLanguageModel.get_peft_model(model, **lora_kwargs(cfg), use_gradient_checkpointing="unsloth",
+                                                 random_state=seed)
+        peft_config = None
+    else:
+        from peft import LoraConfig
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
+        peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
+                         eval_dataset=Dataset.from_list(held_out), processing_class=tokenizer, peft_config=peft_config)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=any(checkpoints.glob("checkpoint-*")))
+    seconds = time.perf_counter() - start
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(out_dir)
+    history = trainer.state.log_history
+    summary = {
+        "backend": which, "seconds": seconds, "train_rows": len(train), "eval_rows": len(held_out), "truncated": truncated,
+        "train_tokens": sum(sum(e["completion_mask"]) for e in train),
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
+        "eval_curve": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
+    }
+    stage.finish(summary)
+    return {**summary, "built_at": stage.manifest()["commit"]}
+
+
+def _rows_digest(*row_lists) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for rows in row_lists:
+        for r in rows:
+            h.update(f"{r['question']}\x00{r['rationale']}\x01".encode())
+        h.update(b"\x02")
+    return h.hexdigest()
+
+
+def merged(adapter_dir: str | Path):
+    """The base model with the LoRA adapter folded into its weights (in memory), for engines that
+    take a plain model."""
+    from peft import AutoPeftModelForCausalLM
+
+    return AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir)).merge_and_unload().eval()
+
+
+def merge(adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """Save the merged model and its tokenizer to out_dir (vLLM and other engines load it by path);
+    reused while the adapter is unchanged."""
+    from transformers import AutoTokenizer
+
+    out_dir = Path(out_dir)
+    stage = Stage(out_dir, params={"adapter": file_hash(Path(adapter_dir) / "adapter_model.safetensors")})
+    if not stage.done():
+        merged(adapter_dir).save_pretrained(out_dir)
+        AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(out_dir)
+        stage.finish()
+    return out_dir

@@ -1,0 +1,213 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Training: LoRA fine-tuning of the target on CoT and on CoD
+#
+# For every difficulty level, the base target is fine-tuned twice with LoRA: once on the Chain of
+# Thought rationales of chapter 01 (`train_cot.jsonl`) and once on the Chain of Draft rationales of
+# the same problems (`train_cod.jsonl`). Six adapters come out, `target_<style>_<level>`. The
+# chapter shows the loss curves and a first accuracy check of base vs CoT vs CoD targets; the full
+# benchmark (all test problems, with and without speculation) is chapter 04.
+#
+# **One chat format, used identically at training and inference**: the style's system prompt
+# (`specbook.prompts.STUDENT_SYSTEM`), the question as the user turn, the rationale as the
+# assistant turn ending with `<|im_end|>`. The prompt is rendered by the same function the
+# engines' callers use (`engines.chat_prompt`) with Qwen3's thinking switched off
+# (`enable_thinking=False`: the real Qwen3 template then places an empty `<think></think>` block
+# in the prompt, in training and inference alike, and the rationale is the reasoning). The loss
+# falls on the assistant's tokens only (tested: prompt tokens carry label -100 in what the trainer
+# feeds the model).
+
+# %% tags=["parameters"]
+profile = "tiny"
+
+# %%
+import dataclasses
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+from transformers import AutoTokenizer
+
+from specbook import bench, engines, evaluation, figures, models, problems, profiles, rationales, training
+from specbook.paths import data_dir
+from specbook.profiles import LEVELS
+from specbook.runinfo import seed_everything, stamp
+
+P = profiles.load(profile)
+seed_everything(P.seed)
+DATA = data_dir(profile)
+MODELS = DATA / "models"
+STYLES = rationales.STYLES
+print(stamp(profile), "· training backend:", training.backend())
+
+# %% [markdown]
+# ## Where the base models come from
+#
+# At full scale the base target is Qwen/Qwen3-14B and the draft Qwen/Qwen3-0.6B, from the Hub.
+# The offline profiles cannot download them, so they make their own, once: Qwen3-architecture
+# models (`Qwen3ForCausalLM`, random init, shapes in the profile) with the tokenizer of chapter 01,
+# **pretrained on the domain's text but never on a CoT or CoD rationale**: every question of every
+# split (questions only, no answers) plus disjoint problems (not in any train or test split) with
+# their solution in the source's own format (GSM-Symbolic: GSM8K's solution with calculator tags and
+# `#### answer`; leg counting: the generator's bare answer, and its table of legs per animal).
+# "Untrained base" then means what it means at full scale: it knows the domain's language but was
+# never taught the answer format. They are saved with `save_pretrained` under
+# `data/<profile>/models/base_{target,draft}` and load exactly as a Hub model does.
+
+# %%
+splits = {level: {name: rationales.load_rows(DATA, level, name) for name in ("train_cot", "train_cod", "test")} for level in LEVELS}
+tokenizer = AutoTokenizer.from_pretrained(MODELS / "tokenizer") if P.models.kind == "train" else AutoTokenizer.from_pretrained(P.models.target)
+if P.models.kind == "train":
+    questions = {r["question"] for level in LEVELS for name in ("train_cot", "test") for r in splits[level][name]}
+    held_out = {r["group"] for level in LEVELS for r in splits[level]["test"] if r.get("test_set") == problems.TEST_HELD_OUT}
+    documents = problems.pretraining_documents(P.problems, P.models.pretrain.documents_per_level, P.seed, DATA / "cache",
+                                               questions, held_out) + sorted(questions)
+    print(f"{len(documents)} pretraining documents: {len(questions)} questions, {len(documents) - len(questions)} disjoint texts")
+    for d in documents[:2] + documents[-len(questions) - 2: -len(questions)]:
+        print("---\n" + d)
+    base = models.base_models(P.models, tokenizer, documents, MODELS, P.seed)
+    base_target, base_draft = base["target"]["path"], base["draft"]["path"]
+    display(pd.DataFrame({role: {"parameters (M)": b["parameters"] / 1e6, "tokens seen (M)": b["tokens_seen"] / 1e6,
+                                 "minutes": b["seconds"] / 60, "final loss": b["curve"][-1]["loss"], "built at": b["built_at"]}
+                          for role, b in base.items()}).T)
+else:
+    base_target, base_draft = P.models.target, P.models.draft
+    print(f"base target {base_target}, base draft {base_draft} (Hub)")
+
+# %% [markdown]
+# Speculative decoding pays only when the draft is cheap. The draft's decoding step against the
+# target's, measured here (median of `timing_repeats` passes after warm-up, the prompt length of
+# chapter 00 in the cache):
+
+# %%
+costs = bench.step_costs(engines.load_causal_lm(base_target), engines.load_causal_lm(base_draft), [4],
+                         context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats)
+print(f"target step {costs['target_ms']:.2f} ms, draft step {costs['draft_ms']:.2f} ms: "
+      f"draft/target step cost c = {costs['c']:.3f} (1/{1 / costs['c']:.1f}) · {stamp(profile)}")
+
+# %%
+if P.models.kind == "train":
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for role, b in base.items():
+        ax.plot([c["step"] for c in b["curve"]], [c["loss"] for c in b["curve"]], label=f"base {role}")
+    ax.set(xlabel="step", ylabel="loss (nats/token)", title="Pretraining the base models on domain text")
+    ax.legend()
+    figures.save(fig, profile, "02_pretraining_loss")
+    plt.show()
+
+# %% [markdown]
+# ## LoRA fine-tuning: six targets
+#
+# Hyperparameters come from the profile (`sft`); the `full` profile mirrors the reference run
+# (r 16, alpha 32, dropout 0, all attention and MLP projections, lr 2e-4 cosine, warm-up 3 %,
+# 3 epochs, max length 2048, bf16). The last `eval_rows` training rows of each level are held out
+# (never trained on) for the evaluation loss. A finished adapter is reused unless its base, data or
+# settings changed.
+
+# %%
+reports = {}
+for level in LEVELS:
+    for style in STYLES:
+        rows = splits[level][f"train_{style}"]
+        train_rows, eval_rows = rows[: -P.sft.eval_rows], rows[-P.sft.eval_rows:]
+        reports[style, level] = training.finetune(base_target, tokenizer, train_rows, eval_rows, style, P.sft,
+                                                  MODELS / f"target_{style}_{level}", P.seed)
+summary = pd.DataFrame([
+    {"level": level, "style": style, "backend": r["backend"], "train rows": r["train_rows"],
+     "train tokens (k)": r["train_tokens"] / 1e3, "minutes": r["seconds"] / 60, "final train loss": r["curve"][-1]["loss"],
+     "eval loss": r["eval_curve"][-1]["eval_loss"], "truncated": r["truncated"], "built at": r["built_at"]}
+    for (style, level), r in reports.items()])
+display(summary.round(3))
+print(stamp(profile))
+
+# %%
+fig, axes = plt.subplots(1, len(LEVELS), figsize=(12, 3.6), sharey=True)
+for ax, level in zip(axes, LEVELS):
+    for style in STYLES:
+        r = reports[style, level]
+        color = figures.STYLE_COLORS[style]
+        ax.plot([c["step"] for c in r["curve"]], [c["loss"] for c in r["curve"]], color=color, label=f"{style.upper()} train")
+        ax.plot([c["step"] for c in r["eval_curve"]], [c["eval_loss"] for c in r["eval_curve"]], "o--", color=color,
+                label=f"{style.upper()} held-out")
+    ax.set(title=level, xlabel="step")
+axes[0].set_ylabel("loss on the rationale (nats/token)")
+axes[0].legend(fontsize=8)
+fig.suptitle("LoRA fine-tuning of the target")
+figures.save(fig, profile, "02_loss_curves")
+plt.show()
+
+# %% [markdown]
+# ## A first accuracy check: base vs CoT vs CoD
+#
+# The first `check_rows` test problems of each level (new problems, never trained on), greedy,
+# with the profile's engine and the strict answer checker of chapter 01. The base target is asked
+# with the CoT system prompt. The tuned targets are merged (adapter folded into the weights) and
+# saved beside their adapter. Intervals are 95 % Wilson intervals.
+
+# %%
+def engine_for(path):
+    return engines.make(P.engine, str(path), seed=P.seed)
+
+
+checks = []
+for level in LEVELS:
+    test_rows = splits[level]["test"][: P.sft.check_rows]
+    candidates = [("base", "cot", base_target)] + [
+        (style, style, training.merge(MODELS / f"target_{style}_{level}", MODELS / f"target_{style}_{level}" / "merged"))
+        for style in STYLES]
+    for name, style, path in candidates:
+        result = evaluation.score(engine_for(path), test_rows, style, P.sft.max_new_tokens)
+        checks.append({"level": level, "target": name, "accuracy": result["accuracy"], "ci_low": result["ci_low"],
+                       "ci_high": result["ci_high"], "mean tokens": result["mean_tokens"], "n": result["n"],
+                       "example": result["answers"][0]["text"][:120]})
+checks = pd.DataFrame(checks)
+display(checks.drop(columns="example").round(3))
+print(stamp(profile))
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.6))
+width = 0.27
+colors = {"base": "0.6", **figures.STYLE_COLORS}
+for j, name in enumerate(["base", *STYLES]):
+    rows = checks[checks.target == name].set_index("level").loc[list(LEVELS)]
+    x = [i + (j - 1) * width for i in range(len(LEVELS))]
+    ax.bar(x, rows["accuracy"] * 100, width, color=colors[name], label=name if name == "base" else f"{name.upper()} target")
+    ax.errorbar(x, rows["accuracy"] * 100, yerr=[(rows["accuracy"] - rows["ci_low"]) * 100, (rows["ci_high"] - rows["accuracy"]) * 100],
+                fmt="none", color="black", lw=0.8, capsize=2)
+ax.set(xticks=range(len(LEVELS)), xticklabels=LEVELS, ylabel="accuracy (%)", ylim=(0, 100),
+       title=f"Quick check: first {P.sft.check_rows} test problems per level")
+ax.legend(fontsize=8)
+figures.save(fig, profile, "02_accuracy_check")
+plt.show()
+
+# %% [markdown]
+# ## What this chapter found
+
+# %%
+pivot = checks.pivot(index="level", columns="target", values="accuracy").loc[list(LEVELS)] * 100
+tokens = checks.pivot(index="level", columns="target", values="mean tokens").loc[list(LEVELS)]
+lines = [f"- **{level}**: base {pivot.loc[level, 'base']:.0f} %, CoT {pivot.loc[level, 'cot']:.0f} %, CoD "
+         f"{pivot.loc[level, 'cod']:.0f} %; the CoD target writes {tokens.loc[level, 'cod']:.0f} tokens per answer "
+         f"against {tokens.loc[level, 'cot']:.0f} for CoT ({tokens.loc[level, 'cod'] / tokens.loc[level, 'cot']:.2f}x)."
+         for level in LEVELS]
+display(Markdown("\n".join([
+    f"Profile `{profile}`, {P.sft.check_rows} test problems per level, greedy ({stamp(profile)}):", *lines,
+    f"- Draft/target decoding step cost c = {costs['c']:.3f} on this machine "
+    f"({costs['draft_ms']:.2f} vs {costs['target_ms']:.2f} ms).",
+])))
