@@ -90,3 +90,26 @@ def test_hub_rows_become_problems():
     p = problems.hub_row_to_problem(MATH_ROW, "medium", math, "test", 0)
     assert (p.answer, p.split, p.meta) == ("-2", problems.TEST, {"level": "Level 2"})
     assert problems.hub_row_to_problem({**MATH_ROW, "solution": "no box"}, "medium", math, "test", 1) is None
+
+
+def test_pretraining_documents_are_disjoint_and_hold_no_rationale(tmp_path):
+    legs = LegCounting(kinds_per_level={"easy": [1, 2], "medium": [3, 4], "hard": [5, 6]}, max_count=10)
+    cfg = Problems("leg_counting", train_per_level=20, test_per_level=5, leg_counting=legs)
+    chosen = problems.split(problems.load(cfg, seed=0, cache_dir=tmp_path)[0], cfg, seed=0)
+    questions = {p.question for p in chosen}
+    docs = problems.pretraining_documents(cfg, per_level=40, seed=0, cache_dir=tmp_path, exclude_questions=questions,
+                                          exclude_groups=set())
+    variants = [d for d in docs if d.startswith("How many legs")]
+    assert len(variants) == 120 and not {d.split("\n")[0] for d in variants} & questions
+    assert all(d.split("\n")[1].isdigit() for d in variants)  # the generator's bare answer, no worked steps
+    assert any("A duck has 2 legs." in d for d in docs)  # the generator's own table
+    assert any(d.startswith("Solve the following multiplication") for d in docs)
+    assert any(d.startswith("State the final answer to the following arithmetic problem") for d in docs)
+    assert not [d for d in docs if "Answer:" in d or "have " in d.split("\n")[-1]]  # never the CoT/CoD format
+    # a held-out GSM-Symbolic template stays unseen
+    gsm = Problems("gsm_symbolic", 1, 1, gsm_symbolic=GsmSymbolic([1, 4], 5, 30, 0, BOUNDS, None))
+    pool, _ = problems.gsm_symbolic_problems(gsm.gsm_symbolic, seed=0, cache_dir=tmp_path / "gsm_symbolic")
+    kept = problems.pretraining_documents(gsm, per_level=100, seed=0, cache_dir=tmp_path, exclude_questions=set(),
+                                          exclude_groups={pool[0].group})
+    assert kept and not [d for d in kept if d.split("\n")[0] in {p.question for p in pool if p.group == pool[0].group}]
+    assert all("####" in d for d in kept)

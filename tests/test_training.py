@@ -62,7 +62,7 @@ def test_prompt_tokens_carry_no_loss_in_the_trainer(tok, sft_cfg, tmp_path):
 
 def test_full_profile_mirrors_the_reference_run():
     cfg = profiles.load("full").sft
-    assert training.lora_kwargs(cfg) == {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "bias": "none", "target_modules": [
+    assert training.lora_kwargs(cfg) == {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "bias": "none", "modules_to_save": None, "target_modules": [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
     kw = training.sft_kwargs(cfg, "out", seed=0, checkpointing=True)
     assert (kw["learning_rate"], kw["lr_scheduler_type"], kw["warmup_steps"], kw["num_train_epochs"], kw["max_length"], kw["bf16"]) == (

@@ -147,6 +147,7 @@ class Sft:
     lora_alpha: int
     lora_dropout: float
     target_modules: list[str]
+    modules_to_save: list[str]  # trained in full beside the adapters (e.g. lm_head for a small base); [] for none
     learning_rate: float
     lr_scheduler: str  # a transformers scheduler name: cosine, linear, ...
     warmup_ratio: float

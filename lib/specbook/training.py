@@ -43,7 +43,7 @@ def backend() -> str:
 def lora_kwargs(cfg) -> dict:
     """LoRA settings (profiles.Sft), as peft's LoraConfig and Unsloth's get_peft_model take them."""
     return {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
-            "target_modules": list(cfg.target_modules), "bias": "none"}
+            "target_modules": list(cfg.target_modules), "modules_to_save": list(cfg.modules_to_save) or None, "bias": "none"}
 
 
 def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_steps: int = 10) -> dict:
@@ -137,7 +137,7 @@ def merged(adapter_dir: str | Path):
     take a plain model."""
     from peft import AutoPeftModelForCausalLM
 
-    return AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir)).merge_and_unload().eval()
+    return AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype="auto").merge_and_unload().eval()
 
 
 def merge(adapter_dir: str | Path, out_dir: str | Path) -> Path:
