@@ -44,7 +44,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from transformers import AutoTokenizer
 
-from specbook import bench, engines, evaluation, figures, models, problems, profiles, rationales, training
+from specbook import bench, engines, evaluation, figures, models, problems, profiles, rationales, specdec, training
 from specbook.paths import data_dir
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
@@ -93,13 +93,25 @@ else:
 # %% [markdown]
 # Speculative decoding pays only when the draft is cheap. The draft's decoding step against the
 # target's, measured here (median of `timing_repeats` passes after warm-up, the prompt length of
-# chapter 00 in the cache):
+# chapter 00 in the cache), with the models run as the profile's engine runs them. A model this
+# small on a CPU spends most of a step in per-call overhead (Python, kernel launches), which a
+# 1-layer draft pays as much as a 6-layer target; `torch.compile` (`engine.compile`, applied to
+# target and draft alike) removes most of it. The last column is the verify pass of K = 4
+# proposals against a 1-token step (chapter 00's v(K)).
 
 # %%
-costs = bench.step_costs(engines.load_causal_lm(base_target), engines.load_causal_lm(base_draft), [4],
-                         context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats)
-print(f"target step {costs['target_ms']:.2f} ms, draft step {costs['draft_ms']:.2f} ms: "
-      f"draft/target step cost c = {costs['c']:.3f} (1/{1 / costs['c']:.1f}) · {stamp(profile)}")
+eager = (engines.load_causal_lm(base_target), engines.load_causal_lm(base_draft))
+runs = {"eager": eager}
+if P.engine.kind == "native" and P.engine.compile:
+    runs["torch.compile"] = tuple(specdec.compiled(m) for m in eager)
+step_costs = {name: bench.step_costs(t, d, [4], context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats)
+              for name, (t, d) in runs.items()}
+display(pd.DataFrame({name: {"target step (ms)": c["target_ms"], "draft step (ms)": c["draft_ms"], "c = draft / target": c["c"],
+                             "target steps per draft step": 1 / c["c"], "verify K=4 / step": c["v"][4]}
+                      for name, c in step_costs.items()}).T.round(3))
+costs_setting = list(runs)[-1]  # the way the engine runs them
+costs = step_costs[costs_setting]
+print(f"as the engine decodes ({costs_setting}): c = {costs['c']:.3f} (1/{1 / costs['c']:.1f}) · {stamp(profile)}")
 
 # %%
 if P.models.kind == "train":
@@ -208,6 +220,6 @@ lines = [f"- **{level}**: base {pivot.loc[level, 'base']:.0f} %, CoT {pivot.loc[
          for level in LEVELS]
 display(Markdown("\n".join([
     f"Profile `{profile}`, {P.sft.check_rows} test problems per level, greedy ({stamp(profile)}):", *lines,
-    f"- Draft/target decoding step cost c = {costs['c']:.3f} on this machine "
-    f"({costs['draft_ms']:.2f} vs {costs['target_ms']:.2f} ms).",
+    f"- Draft/target decoding step cost c = {costs['c']:.3f} (1/{1 / costs['c']:.1f}) on this machine, {costs_setting} "
+    f"({costs['draft_ms']:.2f} vs {costs['target_ms']:.2f} ms; eager: c = {step_costs['eager']['c']:.3f}).",
 ])))

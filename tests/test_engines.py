@@ -48,7 +48,8 @@ def prompts(tok):
 
 
 SETTINGS = [
-    ("native", None), ("native", "draft"), ("transformers", None), ("transformers", "draft"), ("transformers", "ngram"),
+    ("native", None), ("native", "draft"), ("native_compiled", None), ("native_compiled", "draft"),
+    ("transformers", None), ("transformers", "draft"), ("transformers", "ngram"),
 ]
 
 
@@ -61,6 +62,8 @@ def speculative_for(kind, draft):
 
 
 def make_engine(name, target, tok):
+    if name == "native_compiled":
+        return NativeEngine(target, tok, compile=True)
     return {"native": NativeEngine, "transformers": TransformersEngine}[name](target, tok)
 
 
@@ -129,6 +132,16 @@ def test_sampling_is_seeded(target, draft, tok, prompts):
     assert [g.token_ids for g in other] != [g.token_ids for g in first]
 
 
+def test_compiled_engine_samples_what_the_eager_one_samples(target, draft, tok, prompts):
+    spec = Speculative("draft_model", k=3, draft=draft)
+    sampling = Sampling(max_new_tokens=12, temperature=1.0, seed=5)
+    eager = NativeEngine(target, tok).generate(prompts, sampling, spec)
+    fast = NativeEngine(target, tok, compile=True).generate(prompts, sampling, spec)
+    same = lambda g: (g.token_ids, g.steps, g.accepted_at)  # noqa: E731
+    assert [same(g) for g in fast] == [same(g) for g in eager]
+    assert target.forward.__func__ is type(target).forward  # compiling wrapped the models, it did not change them
+
+
 def test_bad_speculation_settings_are_refused(target, tok, prompts):
     with pytest.raises(ValueError, match="unknown speculative method 'eagle'"):
         Speculative("eagle", k=3)
@@ -168,7 +181,8 @@ def test_make_builds_the_profiles_engine(target, tok, tmp_path):
     target.save_pretrained(tmp_path / "target")
     tok.save_pretrained(tmp_path / "target")
     native = engines.make(profiles.Engine("native", 1, 0.85), str(tmp_path / "target"))
-    assert isinstance(native, NativeEngine) and native.model.config.vocab_size == len(tok)
+    assert isinstance(native, NativeEngine) and native.model.config.vocab_size == len(tok) and not native.compile
+    assert engines.make(profiles.Engine("native", 1, 0.85, compile=True), str(tmp_path / "target")).compile
     vllm = engines.make(profiles.Engine("vllm", 4, 0.9), str(tmp_path / "target"), seed=3)
     assert isinstance(vllm, engines.VllmEngine) and (vllm.tensor_parallel_size, vllm.gpu_memory_utilization, vllm.seed) == (4, 0.9, 3)
     assert "vllm" not in sys.modules  # nothing loads until the first generate

@@ -42,6 +42,9 @@ def params(tmp_path):
         ("source: gsm_symbolic", "source: mmlu", r"problems.source is 'mmlu'; choose one of gsm_symbolic, leg_counting, hub"),
         ("source: gsm_symbolic", "source: leg_counting", r"section problems.leg_counting is missing"),
         ("name: smoke", "name: other", r"name is 'other'; it must match the file name 'smoke'"),
+        ("  kind: native\n  tensor_parallel_size: 1\n  gpu_memory_utilization: 0.85\n  compile: false",
+         "  kind: vllm\n  tensor_parallel_size: 1\n  gpu_memory_utilization: 0.85\n  compile: true",
+         r"engine.compile applies to the native engine only"),
     ],
 )
 def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, message):

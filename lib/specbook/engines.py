@@ -142,10 +142,10 @@ class _InProcess:
         self._drafts: dict[str, Any] = {}
 
     @classmethod
-    def load(cls, name_or_path: str):
+    def load(cls, name_or_path: str, **options):
         from transformers import AutoTokenizer
 
-        return cls(load_causal_lm(name_or_path), AutoTokenizer.from_pretrained(name_or_path))
+        return cls(load_causal_lm(name_or_path), AutoTokenizer.from_pretrained(name_or_path), **options)
 
     def draft_model(self, speculative: Speculative):
         draft = speculative.draft
@@ -171,9 +171,26 @@ class _InProcess:
 
 
 class NativeEngine(_InProcess):
-    """The lib's speculative decoder; without `speculative`, plain decoding through the same loop."""
+    """The lib's speculative decoder; without `speculative`, plain decoding through the same loop.
+    `compile=True` runs the target and every draft through `specdec.compiled` (both alike, so that
+    plain and speculative runs compare like with like)."""
 
     name = "native"
+
+    def __init__(self, model, tokenizer, compile: bool = False):
+        super().__init__(model, tokenizer)
+        self.compile = compile
+        self._compiled_drafts: dict[int, tuple] = {}
+        if compile:
+            self.model = specdec.compiled(self.model)
+
+    def draft_model(self, speculative: Speculative):
+        draft = super().draft_model(speculative)
+        if not self.compile:
+            return draft
+        if id(draft) not in self._compiled_drafts:  # the entry holds the draft, so its id stays its own
+            self._compiled_drafts[id(draft)] = (draft, specdec.compiled(draft))
+        return self._compiled_drafts[id(draft)][1]
 
     def _one(self, prompt_ids, sampling, speculative, seed) -> Generation:
         if speculative is not None and speculative.method != "draft_model":
@@ -406,4 +423,6 @@ def make(cfg, model: str, seed: int = 0):
     """The profile's engine (a profiles.Engine) for a model path or Hub id."""
     if cfg.kind == "vllm":
         return VllmEngine(model, cfg.tensor_parallel_size, cfg.gpu_memory_utilization, seed)
-    return {"native": NativeEngine, "transformers": TransformersEngine}[cfg.kind].load(model)
+    if cfg.kind == "native":
+        return NativeEngine.load(model, compile=cfg.compile)
+    return TransformersEngine.load(model)

@@ -166,6 +166,7 @@ class Engine:
     kind: str  # native | transformers | vllm: the engine benchmarks run on
     tensor_parallel_size: int  # vllm: GPUs the target is split over
     gpu_memory_utilization: float  # vllm: share of GPU memory it may take
+    compile: bool = False  # native: torch.compile target and draft (small models on a CPU are overhead-bound)
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,9 @@ def _check(profile: Profile, where: str) -> None:
     missing = [f"models.{k}" for k in needed if getattr(m, k) is None]
     if missing:
         raise ProfileError(f"{where}: models.kind is {m.kind!r}, which needs {', '.join(missing)}")
+    if profile.engine.compile and profile.engine.kind != "native":
+        raise ProfileError(f"{where}: engine.compile applies to the native engine only (vLLM compiles on its own); "
+                           f"set it to false or use engine.kind native")
     source = profile.problems.source
     if getattr(profile.problems, source) is None:
         raise ProfileError(f"{where}: problems.source is {source!r} but the section problems.{source} is missing")
