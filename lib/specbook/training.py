@@ -53,8 +53,9 @@ def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_st
     return {
         "output_dir": str(output_dir), "learning_rate": cfg.learning_rate, "lr_scheduler_type": cfg.lr_scheduler,
         "warmup_steps": cfg.warmup_ratio,  # transformers 5: a value below 1 is a share of all steps
+        # Random batches. Grouping them by length saves ~9 % padding here but left the tiny CoT target
+        # at held-out loss 0.52 instead of 0.04 after the same 3 epochs (batches of one length are of one kind).
         "num_train_epochs": cfg.epochs, "per_device_train_batch_size": cfg.batch_size,
-        "train_sampling_strategy": "group_by_length",  # batches of similar lengths: ~9 % less padding here
         "per_device_eval_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.grad_accum,
         "bf16": cfg.bf16, "max_length": cfg.max_length, "completion_only_loss": True,
         "activation_checkpointing": checkpointing, "eval_strategy": "epoch", "logging_steps": logging_steps, "save_strategy": "steps",
