@@ -75,7 +75,7 @@ print(stamp(profile), f"· torch threads {torch.get_num_threads()}")
 # %%
 CONTEXT = 512  # tokens already in the KV cache: a question plus part of an answer
 hw = roofline.H100_SXM
-tiny_target = roofline.from_shape("this profile's target", T.target, T.vocab_size, tied_embeddings=False)
+tiny_target = roofline.Architecture("this profile's target", T.target, T.vocab_size, tied_embeddings=False)
 archs = [roofline.QWEN3_14B, roofline.QWEN3_0_6B, tiny_target]
 rows = []
 for a in archs:

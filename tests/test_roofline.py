@@ -9,7 +9,7 @@ from specbook.profiles import ModelShape
 def test_parameter_count_equals_transformers(tied):
     shape = ModelShape(layers=3, hidden=64, mlp=192, heads=2, kv_heads=1, head_dim=32)
     model = Qwen3ForCausalLM(models.qwen3_config(shape, 256, tie_word_embeddings=tied))
-    assert roofline.parameters(roofline.from_shape("t", shape, 256, tied)) == sum(p.numel() for p in model.parameters())
+    assert roofline.parameters(roofline.Architecture("t", shape, 256, tied)) == sum(p.numel() for p in model.parameters())
 
 
 def test_qwen3_sizes_match_their_model_cards():

@@ -9,24 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from specbook.profiles import ModelShape
+
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    layers: int
-    hidden: int
-    mlp: int
-    heads: int
-    kv_heads: int
-    head_dim: int
+    shape: ModelShape
     vocab: int
     tied_embeddings: bool
 
 
 # From the models' config.json on the Hugging Face Hub.
-QWEN3_14B = Architecture("Qwen3-14B", layers=40, hidden=5120, mlp=17408, heads=40, kv_heads=8, head_dim=128,
+QWEN3_14B = Architecture("Qwen3-14B", ModelShape(layers=40, hidden=5120, mlp=17408, heads=40, kv_heads=8, head_dim=128),
                          vocab=151936, tied_embeddings=False)
-QWEN3_0_6B = Architecture("Qwen3-0.6B", layers=28, hidden=1024, mlp=3072, heads=16, kv_heads=8, head_dim=128,
+QWEN3_0_6B = Architecture("Qwen3-0.6B", ModelShape(layers=28, hidden=1024, mlp=3072, heads=16, kv_heads=8, head_dim=128),
                           vocab=151936, tied_embeddings=True)
 
 
@@ -41,29 +38,25 @@ class Hardware:
 H100_SXM = Hardware("H100 SXM", flops=989e12, bandwidth=3.35e12)
 
 
-def from_shape(name: str, shape, vocab: int, tied_embeddings: bool = True) -> Architecture:
-    """An Architecture from a profile's ModelShape."""
-    return Architecture(name, shape.layers, shape.hidden, shape.mlp, shape.heads, shape.kv_heads, shape.head_dim,
-                        vocab, tied_embeddings)
-
-
 def layer_parameters(a: Architecture) -> int:
-    attention = a.hidden * a.heads * a.head_dim * 2 + a.hidden * a.kv_heads * a.head_dim * 2  # q, o; k, v
-    norms = 2 * a.hidden + 2 * a.head_dim  # input and post-attention RMSNorm, q and k norms
-    return attention + 3 * a.hidden * a.mlp + norms  # gate, up, down
+    s = a.shape
+    attention = s.hidden * s.heads * s.head_dim * 2 + s.hidden * s.kv_heads * s.head_dim * 2  # q, o; k, v
+    norms = 2 * s.hidden + 2 * s.head_dim  # input and post-attention RMSNorm, q and k norms
+    return attention + 3 * s.hidden * s.mlp + norms  # gate, up, down
 
 
 def parameters(a: Architecture) -> int:
-    embeddings = a.vocab * a.hidden * (1 if a.tied_embeddings else 2)
-    return a.layers * layer_parameters(a) + embeddings + a.hidden  # + final norm
+    embeddings = a.vocab * a.shape.hidden * (1 if a.tied_embeddings else 2)
+    return a.shape.layers * layer_parameters(a) + embeddings + a.shape.hidden  # + final norm
 
 
 def forward_cost(a: Architecture, n_tokens: int, context: int, bytes_per_value: int = 2) -> dict:
     """FLOPs and bytes moved by one forward pass over n new tokens after `context` cached ones."""
-    matmul_weights = a.layers * layer_parameters(a) + a.vocab * a.hidden  # the head is a matmul; the lookup is not
-    attention_flops = a.layers * 4 * a.heads * a.head_dim * (context + n_tokens) * n_tokens  # QK^T and AV
+    s = a.shape
+    matmul_weights = s.layers * layer_parameters(a) + a.vocab * s.hidden  # the head is a matmul; the lookup is not
+    attention_flops = s.layers * 4 * s.heads * s.head_dim * (context + n_tokens) * n_tokens  # QK^T and AV
     flops = 2 * matmul_weights * n_tokens + attention_flops
-    kv_bytes = a.layers * 2 * a.kv_heads * a.head_dim * (context + n_tokens) * bytes_per_value
+    kv_bytes = s.layers * 2 * s.kv_heads * s.head_dim * (context + n_tokens) * bytes_per_value
     weight_bytes = matmul_weights * bytes_per_value  # an untied embedding table is only indexed, not read
     return {"flops": flops, "bytes": weight_bytes + kv_bytes, "intensity": flops / (weight_bytes + kv_bytes)}
 
