@@ -49,10 +49,10 @@ def compiled(model):
     """`model` with its forward pass compiled by `torch.compile` (the model itself is left as it is).
 
     A small model decoding on a CPU spends most of a step in per-call overhead, which compiling
-    cuts 1.5-2x. Shapes are dynamic from the start (prompt length and KV cache change every call);
-    models of one architecture and size share their compiled graphs (prompt, one token, several
-    tokens), which are built here, before any timed call. Past the recompile limit torch would silently fall back
-    to eager code and slow every number down, so that fails loudly instead.
+    cuts 1.5-2x. Shapes are dynamic from the start (prompt length and KV cache change every call).
+    Models of one architecture and size share their compiled graphs (prompt, one token, several
+    tokens), built here, before any timed call. Past the recompile limit torch would silently fall
+    back to eager code and slow every number down, so that fails loudly instead.
     """
     import torch._dynamo
 
