@@ -92,8 +92,9 @@ else:
 
 # %% [markdown]
 # Speculative decoding pays only when the draft is cheap. The draft's decoding step against the
-# target's, measured here (median of `timing_repeats` passes after warm-up, the prompt length of
-# chapter 00 in the cache), with the models run as the profile's engine runs them. A model this
+# target's, measured here (medians of `timing_repeats` passes after warm-up, target and draft taking
+# turns over three rounds, the prompt length of chapter 00 in the cache), with the models run as the
+# profile's engine runs them. A model this
 # small on a CPU spends most of a step in per-call overhead (Python, kernel launches), which a
 # 1-layer draft pays as much as a 6-layer target; `torch.compile` (`engine.compile`, applied to
 # target and draft alike) removes most of it. The last column is the verify pass of K = 4

@@ -41,14 +41,20 @@ def forward_ms(model, context: int, n_tokens: int, repeats: int, warmup: int = 3
     return 1000 * statistics.median(times)
 
 
-def step_costs(target, draft, ks: list[int], context: int, repeats: int) -> dict:
+def step_costs(target, draft, ks: list[int], context: int, repeats: int, rounds: int = 3) -> dict:
     """The speedup model's inputs, measured: c = draft step / target step, and v(K) = the
-    target's (K+1)-token verify pass / its 1-token step."""
-    target_ms = forward_ms(target, context, 1, repeats)
-    draft_ms = forward_ms(draft, context, 1, repeats)
-    verify_ms = {k: forward_ms(target, context, k + 1, repeats) for k in ks}
-    return {"target_ms": target_ms, "draft_ms": draft_ms, "c": draft_ms / target_ms,
-            "verify_ms": verify_ms, "v": {k: ms / target_ms for k, ms in verify_ms.items()}}
+    target's (K+1)-token verify pass / its 1-token step. The passes take turns in `rounds` rounds;
+    times are medians over rounds and each ratio the median of its per-round ratios."""
+    per_round = []
+    for _ in range(rounds):
+        target_ms, draft_ms = forward_ms(target, context, 1, repeats), forward_ms(draft, context, 1, repeats)
+        per_round.append({"target_ms": target_ms, "draft_ms": draft_ms,
+                          "verify_ms": {k: forward_ms(target, context, k + 1, repeats) for k in ks}})
+    median = statistics.median
+    return {"target_ms": median(r["target_ms"] for r in per_round), "draft_ms": median(r["draft_ms"] for r in per_round),
+            "c": median(r["draft_ms"] / r["target_ms"] for r in per_round),
+            "verify_ms": {k: median(r["verify_ms"][k] for r in per_round) for k in ks},
+            "v": {k: median(r["verify_ms"][k] / r["target_ms"] for r in per_round) for k in ks}, "rounds": per_round}
 
 
 def sweep(target, drafts: dict, prompts: list[list[int]], ks: list[int], temperature: float, max_new_tokens: int,
