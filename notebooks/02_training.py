@@ -27,7 +27,7 @@
 # **One chat format, used identically at training and inference**: the style's system prompt
 # (`specbook.prompts.STUDENT_SYSTEM`), the question as the user turn, the rationale as the
 # assistant turn ending with `<|im_end|>`. The prompt is rendered by the same function the
-# engines' callers use (`engines.chat_prompt`) with Qwen3's thinking switched off
+# engines' callers use (`prompts.chat_prompt`) with Qwen3's thinking switched off
 # (`enable_thinking=False`: the real Qwen3 template then places an empty `<think></think>` block
 # in the prompt, in training and inference alike, and the rationale is the reasoning). The loss
 # falls on the assistant's tokens only (tested: prompt tokens carry label -100 in what the trainer
@@ -37,23 +37,20 @@
 profile = "tiny"
 
 # %%
-import dataclasses
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
-from transformers import AutoTokenizer
 
-from specbook import bench, engines, evaluation, figures, models, problems, profiles, rationales, specdec, training
-from specbook.paths import data_dir
+from specbook import bench, engines, evaluation, figures, models, pretraining, profiles, rationales, specdec, training
+from specbook.paths import artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
+from specbook.styles import COLORS, LABELS, STYLES
 
 P = profiles.load(profile)
 seed_everything(P.seed)
-DATA = data_dir(profile)
-MODELS = DATA / "models"
-STYLES = rationales.STYLES
+A = artifacts(profile)
 print(stamp(profile), "· training backend:", training.backend())
 
 # %% [markdown]
@@ -71,23 +68,31 @@ print(stamp(profile), "· training backend:", training.backend())
 # `data/<profile>/models/base_{target,draft}` and load exactly as a Hub model does.
 
 # %%
-splits = {level: {name: rationales.load_rows(DATA, level, name) for name in ("train_cot", "train_cod", "test")} for level in LEVELS}
-tokenizer = AutoTokenizer.from_pretrained(MODELS / "tokenizer") if P.models.kind == "train" else AutoTokenizer.from_pretrained(P.models.target)
-if P.models.kind == "train":
-    questions = {r["question"] for level in LEVELS for name in ("train_cot", "test") for r in splits[level][name]}
-    held_out = {r["group"] for level in LEVELS for r in splits[level]["test"] if r.get("test_set") == problems.TEST_HELD_OUT}
-    documents = problems.pretraining_documents(P.problems, P.models.pretrain.documents_per_level, P.seed, DATA / "cache",
-                                               questions, held_out) + sorted(questions)
-    print(f"{len(documents)} pretraining documents: {len(questions)} questions, {len(documents) - len(questions)} disjoint texts")
-    for d in documents[:2] + documents[-len(questions) - 2: -len(questions)]:
+splits = {level: {name: rationales.load_rows(A, level, name) for name in ("train_cot", "train_cod", "test")} for level in LEVELS}
+tokenizer = pretraining.base_tokenizer(P, A)
+documents = pretraining.documents(P, A)  # none where the base models come from the Hub
+base = pretraining.base_models(P, A, tokenizer, documents)
+base_target, base_draft = base["target"]["path"], base["draft"]["path"]
+if documents.texts:
+    n_q = documents.questions
+    print(f"{len(documents.texts)} pretraining documents: {n_q} questions, {len(documents.texts) - n_q} disjoint texts")
+    for d in documents.texts[:2] + documents.texts[-n_q - 2 : -n_q]:
         print("---\n" + d)
-    base = models.base_models(P.models, tokenizer, documents, MODELS, P.seed)
-    base_target, base_draft = base["target"]["path"], base["draft"]["path"]
-    display(pd.DataFrame({role: {"parameters (M)": b["parameters"] / 1e6, "tokens seen (M)": b["tokens_seen"] / 1e6,
-                                 "minutes": b["seconds"] / 60, "final loss": b["curve"][-1]["loss"], "built at": b["built_at"]}
-                          for role, b in base.items()}).T)
+    display(
+        pd.DataFrame(
+            {
+                role: {
+                    "parameters (M)": b["parameters"] / 1e6,
+                    "tokens seen (M)": b["tokens_seen"] / 1e6,
+                    "minutes": b["seconds"] / 60,
+                    "final loss": b["curve"][-1]["loss"],
+                    "built at": b["built_at"],
+                }
+                for role, b in base.items()
+            }
+        ).T
+    )
 else:
-    base_target, base_draft = P.models.target, P.models.draft
     print(f"base target {base_target}, base draft {base_draft} (Hub)")
 
 # %% [markdown]
@@ -101,21 +106,33 @@ else:
 # proposals against a 1-token step (chapter 00's v(K)).
 
 # %%
-eager = (engines.load_causal_lm(base_target), engines.load_causal_lm(base_draft))
+eager = (models.load_causal_lm(base_target), models.load_causal_lm(base_draft))
 runs = {"eager": eager}
 if P.engine.kind == "native" and P.engine.compile:
     runs["torch.compile"] = tuple(specdec.compiled(m) for m in eager)
-step_costs = {name: bench.step_costs(t, d, [4], context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats)
-              for name, (t, d) in runs.items()}
-display(pd.DataFrame({name: {"target step (ms)": c["target_ms"], "draft step (ms)": c["draft_ms"], "c = draft / target": c["c"],
-                             "target steps per draft step": 1 / c["c"], "verify K=4 / step": c["v"][4]}
-                      for name, c in step_costs.items()}).T.round(3))
+step_costs = {
+    name: bench.step_costs(t, d, [4], context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats) for name, (t, d) in runs.items()
+}
+display(
+    pd.DataFrame(
+        {
+            name: {
+                "target step (ms)": c.target_ms,
+                "draft step (ms)": c.draft_ms,
+                "c = draft / target": c.c,
+                "target steps per draft step": 1 / c.c,
+                "verify K=4 / step": c.v[4],
+            }
+            for name, c in step_costs.items()
+        }
+    ).T.round(3)
+)
 costs_setting = list(runs)[-1]  # the way the engine runs them
 costs = step_costs[costs_setting]
-print(f"as the engine decodes ({costs_setting}): c = {costs['c']:.3f} (1/{1 / costs['c']:.1f}) · {stamp(profile)}")
+print(f"as the engine decodes ({costs_setting}): c = {costs.c:.3f} (1/{1 / costs.c:.1f}) · {stamp(profile)}")
 
 # %%
-if P.models.kind == "train":
+if documents.texts:
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     for role, b in base.items():
         ax.plot([c["step"] for c in b["curve"]], [c["loss"] for c in b["curve"]], label=f"base {role}")
@@ -137,27 +154,43 @@ if P.models.kind == "train":
 reports = {}
 for level in LEVELS:
     for style in STYLES:
-        rows = splits[level][f"train_{style}"]
-        train_rows, eval_rows = rows[: -P.sft.eval_rows], rows[-P.sft.eval_rows:]
-        reports[style, level] = training.finetune(base_target, tokenizer, train_rows, eval_rows, style, P.sft,
-                                                  MODELS / f"target_{style}_{level}", P.seed)
-summary = pd.DataFrame([
-    {"level": level, "style": style, "backend": r["backend"], "train rows": r["train_rows"],
-     "train tokens (k)": r["train_tokens"] / 1e3, "minutes": r["seconds"] / 60, "final train loss": r["curve"][-1]["loss"],
-     "eval loss": r["eval_curve"][-1]["eval_loss"], "truncated": r["truncated"], "built at": r["built_at"]}
-    for (style, level), r in reports.items()])
+        train_rows, eval_rows = training.split_held_out(splits[level][f"train_{style}"], P.sft.eval_rows)
+        reports[style, level] = training.finetune(
+            base_target, tokenizer, train_rows, eval_rows, style, P.sft, A.target(style, level), P.seed
+        )
+summary = pd.DataFrame(
+    [
+        {
+            "level": level,
+            "style": style,
+            "backend": r["backend"],
+            "train rows": r["train_rows"],
+            "train tokens (k)": r["train_tokens"] / 1e3,
+            "minutes": r["seconds"] / 60,
+            "final train loss": r["curve"][-1]["loss"],
+            "eval loss": r["eval_curve"][-1]["eval_loss"],
+            "truncated": r["truncated"],
+            "built at": r["built_at"],
+        }
+        for (style, level), r in reports.items()
+    ]
+)
 display(summary.round(3))
 print(stamp(profile))
 
 # %%
 fig, axes = plt.subplots(1, len(LEVELS), figsize=(12, 3.6), sharey=True)
-for ax, level in zip(axes, LEVELS):
+for ax, level in zip(axes, LEVELS, strict=True):
     for style in STYLES:
         r = reports[style, level]
-        color = figures.STYLE_COLORS[style]
-        ax.plot([c["step"] for c in r["curve"]], [c["loss"] for c in r["curve"]], color=color, label=f"{style.upper()} train")
-        ax.plot([c["step"] for c in r["eval_curve"]], [c["eval_loss"] for c in r["eval_curve"]], "o--", color=color,
-                label=f"{style.upper()} held-out")
+        ax.plot([c["step"] for c in r["curve"]], [c["loss"] for c in r["curve"]], color=COLORS[style], label=f"{LABELS[style]} train")
+        ax.plot(
+            [c["step"] for c in r["eval_curve"]],
+            [c["eval_loss"] for c in r["eval_curve"]],
+            "o--",
+            color=COLORS[style],
+            label=f"{LABELS[style]} held-out",
+        )
     ax.set(title=level, xlabel="step")
 axes[0].set_ylabel("loss on the rationale (nats/token)")
 axes[0].legend(fontsize=8)
@@ -173,6 +206,7 @@ plt.show()
 # with the CoT system prompt. The tuned targets are merged (adapter folded into the weights) and
 # saved beside their adapter. Intervals are 95 % Wilson intervals.
 
+
 # %%
 def engine_for(path):
     return engines.make(P.engine, str(path), seed=P.seed)
@@ -182,13 +216,22 @@ checks = []
 for level in LEVELS:
     test_rows = splits[level]["test"][: P.sft.check_rows]
     candidates = [("base", "cot", base_target)] + [
-        (style, style, training.merge(MODELS / f"target_{style}_{level}", MODELS / f"target_{style}_{level}" / "merged"))
-        for style in STYLES]
+        (style, style, training.merge(A.target(style, level), A.merged(A.target(style, level)))) for style in STYLES
+    ]
     for name, style, path in candidates:
         result = evaluation.score(engine_for(path), test_rows, style, P.sft.max_new_tokens)
-        checks.append({"level": level, "target": name, "accuracy": result["accuracy"], "ci_low": result["ci_low"],
-                       "ci_high": result["ci_high"], "mean tokens": result["mean_tokens"], "n": result["n"],
-                       "example": result["answers"][0]["text"][:120]})
+        checks.append(
+            {
+                "level": level,
+                "target": name,
+                "accuracy": result["accuracy"],
+                "ci_low": result["ci_low"],
+                "ci_high": result["ci_high"],
+                "mean tokens": result["mean_tokens"],
+                "n": result["n"],
+                "example": result["answers"][0]["text"][:120],
+            }
+        )
 checks = pd.DataFrame(checks)
 display(checks.drop(columns="example").round(3))
 print(stamp(profile))
@@ -196,15 +239,27 @@ print(stamp(profile))
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.6))
 width = 0.27
-colors = {"base": "0.6", **figures.STYLE_COLORS}
+colors = {"base": "0.6", **COLORS}
 for j, name in enumerate(["base", *STYLES]):
     rows = checks[checks.target == name].set_index("level").loc[list(LEVELS)]
     x = [i + (j - 1) * width for i in range(len(LEVELS))]
-    ax.bar(x, rows["accuracy"] * 100, width, color=colors[name], label=name if name == "base" else f"{name.upper()} target")
-    ax.errorbar(x, rows["accuracy"] * 100, yerr=[(rows["accuracy"] - rows["ci_low"]) * 100, (rows["ci_high"] - rows["accuracy"]) * 100],
-                fmt="none", color="black", lw=0.8, capsize=2)
-ax.set(xticks=range(len(LEVELS)), xticklabels=LEVELS, ylabel="accuracy (%)", ylim=(0, 100),
-       title=f"Quick check: first {P.sft.check_rows} test problems per level")
+    ax.bar(x, rows["accuracy"] * 100, width, color=colors[name], label=name if name == "base" else f"{LABELS[name]} target")
+    ax.errorbar(
+        x,
+        rows["accuracy"] * 100,
+        yerr=[(rows["accuracy"] - rows["ci_low"]) * 100, (rows["ci_high"] - rows["accuracy"]) * 100],
+        fmt="none",
+        color="black",
+        lw=0.8,
+        capsize=2,
+    )
+ax.set(
+    xticks=range(len(LEVELS)),
+    xticklabels=LEVELS,
+    ylabel="accuracy (%)",
+    ylim=(0, 100),
+    title=f"Quick check: first {P.sft.check_rows} test problems per level",
+)
 ax.legend(fontsize=8)
 figures.save(fig, profile, "02_accuracy_check")
 plt.show()
@@ -215,12 +270,35 @@ plt.show()
 # %%
 pivot = checks.pivot(index="level", columns="target", values="accuracy").loc[list(LEVELS)] * 100
 tokens = checks.pivot(index="level", columns="target", values="mean tokens").loc[list(LEVELS)]
-lines = [f"- **{level}**: base {pivot.loc[level, 'base']:.0f} %, CoT {pivot.loc[level, 'cot']:.0f} %, CoD "
-         f"{pivot.loc[level, 'cod']:.0f} %; the CoD target writes {tokens.loc[level, 'cod']:.0f} tokens per answer "
-         f"against {tokens.loc[level, 'cot']:.0f} for CoT ({tokens.loc[level, 'cod'] / tokens.loc[level, 'cot']:.2f}x)."
-         for level in LEVELS]
-display(Markdown("\n".join([
-    f"Profile `{profile}`, {P.sft.check_rows} test problems per level, greedy ({stamp(profile)}):", *lines,
-    f"- Draft/target decoding step cost c = {costs['c']:.3f} (1/{1 / costs['c']:.1f}) on this machine, {costs_setting} "
-    f"({costs['draft_ms']:.2f} vs {costs['target_ms']:.2f} ms; eager: c = {step_costs['eager']['c']:.3f}).",
-])))
+
+
+def tuned_vs_base(level):
+    gains = {style: pivot.loc[level, style] - pivot.loc[level, "base"] for style in STYLES}
+    if all(g > 0 for g in gains.values()):
+        return "both tuned targets beat the base"
+    if not any(g > 0 for g in gains.values()):
+        return "fine-tuning gained nothing over the base here"
+    return " and ".join(f"{LABELS[s]} {'gained' if g > 0 else 'did not gain'}" for s, g in gains.items())
+
+
+lines = []
+for level in LEVELS:
+    ratio = tokens.loc[level, "cod"] / tokens.loc[level, "cot"]
+    lines.append(
+        f"- **{level}**: base {pivot.loc[level, 'base']:.0f} %, CoT {pivot.loc[level, 'cot']:.0f} %, CoD "
+        f"{pivot.loc[level, 'cod']:.0f} % ({tuned_vs_base(level)}); the CoD target writes {tokens.loc[level, 'cod']:.0f} "
+        f"tokens per answer against {tokens.loc[level, 'cot']:.0f} for CoT ({ratio:.2f}x, "
+        f"{'fewer' if ratio < 1 else 'not fewer'})."
+    )
+display(
+    Markdown(
+        "\n".join(
+            [
+                f"Profile `{profile}`, {P.sft.check_rows} test problems per level, greedy ({stamp(profile)}):",
+                *lines,
+                f"- Draft/target decoding step cost c = {costs.c:.3f} (1/{1 / costs.c:.1f}) on this machine, {costs_setting} "
+                f"({costs.draft_ms:.2f} vs {costs.target_ms:.2f} ms; eager: c = {step_costs['eager'].c:.3f}).",
+            ]
+        )
+    )
+)

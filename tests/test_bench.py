@@ -1,32 +1,44 @@
-"""The timing helpers return well-formed results and `make bench` runs (speed itself is not asserted)."""
+"""The timing helpers: one interleaved timer with a discarded warm-up, step costs as medians of
+per-round ratios, sweeps through any engine, and `make bench` (speed itself is not asserted)."""
+
 import statistics
 
+import pytest
 import torch
 
-from specbook import bench, models, specdec
-from specbook.profiles import ModelShape
-
-SHAPE = ModelShape(layers=2, hidden=32, mlp=64, heads=2, kv_heads=1, head_dim=16)
+from specbook import bench, models
+from specbook.engines import NativeEngine, Sampling, TransformersEngine
 
 
-def test_sweep_rows():
-    target = models.untrained(SHAPE, 64, seed=0, logit_scale=4.0)
-    drafts = {"early exit": specdec.early_exit_draft(target, 1), "self": target}
+def test_interleaved_warms_up_then_takes_turns():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name) or len(calls)) for name in ("a", "b")}
+    results = bench.interleaved(runs, rounds=3)
+    assert calls == ["a", "b"] * 4  # one discarded warm-up call each, then three rounds in turn
+    assert results == {"a": [3, 5, 7], "b": [4, 6, 8]}
+
+
+@pytest.mark.parametrize("engine_class", [NativeEngine, TransformersEngine])
+def test_sweep_through_an_engine(engine_class, tiny_model):
+    target = tiny_model(64, 0, layers=2, logit_scale=4.0)
+    drafts = {"early exit": models.early_exit_draft(target, 1), "self": target}
     prompts = [[1, 2, 3, 4], [5, 6, 7]]
-    rows = bench.sweep(target, drafts, prompts, ks=[1, 3], temperature=1.0, max_new_tokens=9, rounds=2)
+    rows = bench.sweep(engine_class(target), drafts, prompts, ks=[1, 3], sampling=Sampling(max_new_tokens=9), rounds=2)
     assert [(r["draft"], r["k"]) for r in rows] == [("none", 0), ("early exit", 1), ("early exit", 3), ("self", 1), ("self", 3)]
     assert rows[0]["speedup"] == 1.0 and rows[0]["proposed"] == 0 and rows[0]["tokens"] == 18
     assert [r["acceptance_rate"] for r in rows[3:]] == [1.0, 1.0]  # a draft identical to the target is always accepted
+    # 9 tokens per prompt: K=1 emits 2 per pass four times, then 1; K=3 emits 4 twice, then 1
+    assert [r["mean_acceptance_length"] for r in rows[3:]] == [1.8, 3.0]
     assert all(r["tokens"] == 18 for r in rows)
 
 
-def test_step_costs_are_positive_medians():
-    target = models.untrained(SHAPE, 64, seed=0)
-    costs = bench.step_costs(target, specdec.early_exit_draft(target, 1), ks=[2], context=8, repeats=3, rounds=3)
-    rounds = costs["rounds"]
-    assert len(rounds) == 3 and costs["target_ms"] == statistics.median(r["target_ms"] for r in rounds) > 0
-    assert costs["c"] == statistics.median(r["draft_ms"] / r["target_ms"] for r in rounds)
-    assert set(costs["v"]) == {2} and costs["v"][2] == statistics.median(r["verify_ms"][2] / r["target_ms"] for r in rounds)
+def test_step_costs_are_medians_of_per_round_ratios(tiny_model):
+    target = tiny_model(64, 0, layers=2)
+    costs = bench.step_costs(target, models.early_exit_draft(target, 1), ks=[2], context=8, repeats=3, rounds=3)
+    rounds = costs.rounds
+    assert len(rounds) == 3 and costs.target_ms == statistics.median(r["target_ms"] for r in rounds) > 0
+    assert costs.c == statistics.median(r["draft_ms"] / r["target_ms"] for r in rounds)
+    assert set(costs.v) == {2} and costs.v[2] == statistics.median(r["verify_ms"][2] / r["target_ms"] for r in rounds)
     assert torch.is_grad_enabled()  # timing does not leave autograd switched off
 
 

@@ -5,26 +5,44 @@ import nbformat
 import pytest
 
 from specbook import book, profiles, rationales
-from specbook.paths import NOTEBOOKS
+from specbook.paths import NOTEBOOKS, Artifacts
 from specbook.profiles import LEVELS
+from specbook.runinfo import stamp
+from specbook.styles import STYLES
 
 CHAPTERS = book.chapters()
 
 
-def test_chapters_run_in_number_order():
-    assert [nb.stem for nb in CHAPTERS][:2] == ["00_theory", "01_datasets"]
+def test_chapters_run_in_number_order(tmp_path):
+    for name in ("10_later", "02_b", "01_a", "notes", "1_unnumbered"):
+        (tmp_path / f"{name}.ipynb").touch()
+    (tmp_path / "03_c.py").touch()
+    assert [nb.stem for nb in book.chapters(tmp_path)] == ["01_a", "02_b", "10_later"]
+    numbers = [int(nb.stem[:2]) for nb in CHAPTERS]
+    assert numbers == list(range(len(CHAPTERS))), "chapters are numbered 00, 01, ... without gaps"
+
+
+def test_stamp_names_profile_config_and_commit():
+    import dataclasses
+
+    line = stamp("smoke")
+    assert line.startswith(f"profile smoke · config {profiles.config_hash(profiles.load('smoke'))} · commit ")
+    smoke = profiles.load("smoke")
+    assert profiles.config_hash(dataclasses.replace(smoke, seed=1)) != profiles.config_hash(smoke)
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
 def test_pairs_are_in_sync_and_sources_hold_no_outputs(notebook):
     ipynb = nbformat.read(notebook, as_version=4)
-    assert not [c for c in ipynb.cells if c.cell_type == "code" and (c.outputs or c.execution_count)], \
+    assert not [c for c in ipynb.cells if c.cell_type == "code" and (c.outputs or c.execution_count)], (
         f"{notebook.name} holds outputs: clear them (make sync keeps pairs in step)"
+    )
     paired = notebook.with_suffix(".py")
     assert paired.exists(), f"{paired.name} is missing: run make sync"
     py = jupytext.read(paired)
-    assert [(c.cell_type, c.source) for c in ipynb.cells] == [(c.cell_type, c.source) for c in py.cells], \
+    assert [(c.cell_type, c.source) for c in ipynb.cells] == [(c.cell_type, c.source) for c in py.cells], (
         f"{notebook.name} and {paired.name} differ: run make sync"
+    )
     tagged = [c for c in ipynb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0].source.strip().startswith("profile = ")
 
@@ -50,6 +68,7 @@ def smoke_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.chapters
 def test_smoke_run_writes_executed_notebooks(smoke_run):
     for notebook in CHAPTERS:
         executed = nbformat.read(smoke_run / "data" / "smoke" / "notebooks" / notebook.name, as_version=4)
@@ -59,12 +78,13 @@ def test_smoke_run_writes_executed_notebooks(smoke_run):
         assert 'profile = "smoke"' in injected[0].source
 
 
+@pytest.mark.chapters
 def test_chapter_01_writes_the_datasets_and_the_figure(smoke_run):
     data = smoke_run / "data" / "smoke"
     for level in LEVELS:
-        cot = rationales.load_rows(data, level, "train_cot")
-        cod = rationales.load_rows(data, level, "train_cod")
-        test = rationales.load_rows(data, level, "test")
+        cot = rationales.load_rows(Artifacts(data), level, "train_cot")
+        cod = rationales.load_rows(Artifacts(data), level, "train_cod")
+        test = rationales.load_rows(Artifacts(data), level, "test")
         assert cot and len(cot) == len(cod) and test
         for row in cot + cod + test:
             assert {"id", "level", "question", "answer", "rationale"} <= set(row) and row["level"] == level
@@ -77,6 +97,7 @@ def test_chapter_01_writes_the_datasets_and_the_figure(smoke_run):
         assert (smoke_run / "figures" / "smoke" / f"01_token_lengths.{suffix}").stat().st_size > 1000
 
 
+@pytest.mark.chapters
 def test_a_rerun_reuses_finished_datasets(smoke_run, monkeypatch):
     from specbook import profiles
 
@@ -90,12 +111,13 @@ def test_a_rerun_reuses_finished_datasets(smoke_run, monkeypatch):
         def write(self, problems):
             raise AssertionError("the finished stage ran its teacher again")
 
-    report = rationales.build(profiles.load("smoke"), data, teacher=NoTeacher())
+    report = rationales.build(profiles.load("smoke"), Artifacts(data), teacher=NoTeacher())
     assert report["teacher"] == "template"
     assert report["built_at"] == json.loads((data / "datasets" / "manifest.json").read_text())["commit"]
     assert (data / "datasets" / "easy" / "train_cod.jsonl").stat().st_mtime_ns == before
 
 
+@pytest.mark.chapters
 def test_chapter_00_writes_the_measurement_and_the_figures(smoke_run):
     import pandas as pd
 
@@ -110,13 +132,14 @@ def test_chapter_00_writes_the_measurement_and_the_figures(smoke_run):
             assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
 
 
+@pytest.mark.chapters
 def test_chapter_02_writes_six_adapters_base_models_and_figures(smoke_run):
     models_dir = smoke_run / "data" / "smoke" / "models"
     for role in ("target", "draft"):
         assert (models_dir / f"base_{role}" / "model.safetensors").exists()
         assert (models_dir / f"base_{role}" / "tokenizer_config.json").exists()
     for level in LEVELS:
-        for style in rationales.STYLES:
+        for style in STYLES:
             adapter = models_dir / f"target_{style}_{level}"
             summary = json.loads((adapter / "manifest.json").read_text())["summary"]
             assert (adapter / "adapter_model.safetensors").exists() and summary["backend"] == "peft"

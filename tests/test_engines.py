@@ -1,4 +1,5 @@
 """Every engine passes the same interface test; vLLM's pure parts are tested on recorded metrics."""
+
 import json
 import subprocess
 import sys
@@ -6,11 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from specbook import engines, metrics, profiles, specdec, tokens
+from specbook import engines, jsonl, metrics, models, profiles, specdec, tokens, vllm_engine
 from specbook.engines import Generation, NativeEngine, Sampling, Speculative, TransformersEngine
+from specbook.prompts import chat_prompt
 
 DATA = Path(__file__).parent / "data"
 MAX_NEW = 24
@@ -22,34 +22,29 @@ def tok():
     return tokens.train_tokenizer(texts, vocab_size=300, split_digits=True)
 
 
-def tiny_model(tok, seed: int, layers: int):
-    torch.manual_seed(seed)
-    config = Qwen3Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, eos_token_id=tok.eos_token_id)
-    model = Qwen3ForCausalLM(config).double().eval()
-    with torch.no_grad():  # decisive argmaxes: greedy outputs cannot flip on rounding
-        model.lm_head.weight.mul_(40)
-    return model
-
-
 @pytest.fixture(scope="module")
-def target(tok):
-    return tiny_model(tok, 0, layers=2)
+def target(tok, tiny_model):
+    return tiny_model(len(tok), 0, layers=2, eos_token_id=tok.eos_token_id)
 
 
 @pytest.fixture(scope="module")
 def draft(target):
-    return specdec.early_exit_draft(target, 1)
+    return models.early_exit_draft(target, 1)
 
 
 @pytest.fixture(scope="module")
 def prompts(tok):
-    return [engines.chat_prompt(tok, "Count the legs.", q) for q in ("3 ducks?", "2 dogs and 1 duck?", "What is 2+2?")]
+    return [chat_prompt(tok, "Count the legs.", q) for q in ("3 ducks?", "2 dogs and 1 duck?", "What is 2+2?")]
 
 
 SETTINGS = [
-    ("native", None), ("native", "draft"), ("native_compiled", None), ("native_compiled", "draft"),
-    ("transformers", None), ("transformers", "draft"), ("transformers", "ngram"),
+    ("native", None),
+    ("native", "draft"),
+    ("native_compiled", None),
+    ("native_compiled", "draft"),
+    ("transformers", None),
+    ("transformers", "draft"),
+    ("transformers", "ngram"),
 ]
 
 
@@ -142,7 +137,7 @@ def test_compiled_engine_samples_what_the_eager_one_samples(target, draft, tok, 
     assert target.forward.__func__ is type(target).forward  # compiling wrapped the models, it did not change them
 
 
-def test_bad_speculation_settings_are_refused(target, tok, prompts):
+def test_bad_speculation_settings_are_refused(target, tok, prompts, tiny_model):
     with pytest.raises(ValueError, match="unknown speculative method 'eagle'"):
         Speculative("eagle", k=3)
     with pytest.raises(ValueError, match="needs `draft`"):
@@ -151,8 +146,7 @@ def test_bad_speculation_settings_are_refused(target, tok, prompts):
         Speculative("ngram", k=0)
     with pytest.raises(ValueError, match="not 'ngram'"):
         NativeEngine(target, tok).generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("ngram", k=3))
-    other = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tok) + 5, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    other = tiny_model(len(tok) + 5, 1)
     for engine in (NativeEngine(target, tok), TransformersEngine(target, tok)):
         with pytest.raises(specdec.VocabularyMismatch, match=f"target has {len(tok)} tokens, draft has {len(tok) + 5}"):
             engine.generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("draft_model", 3, draft=other))
@@ -167,14 +161,16 @@ def test_engines_load_saved_models_and_drafts_by_path(target, draft, tok, prompt
     assert [g.token_ids for g in out] == greedy_reference
 
 
-def test_a_draft_with_another_tokenizer_is_refused(target, tok, prompts, tmp_path):
+def test_a_draft_with_another_tokenizer_is_refused(target, tok, prompts, tmp_path, tiny_model):
     other_tok = tokens.train_tokenizer(["completely different text, other merges"] * 20, vocab_size=len(tok), split_digits=False)
-    other = tiny_model(other_tok, 2, layers=1)
+    other = tiny_model(len(other_tok), 2)
     other.config.vocab_size = len(tok)  # even with the same size, the ids mean other tokens
     other.save_pretrained(tmp_path / "draft")
     other_tok.save_pretrained(tmp_path / "draft")
     with pytest.raises(specdec.VocabularyMismatch, match="tokenizers differ"):
-        NativeEngine(target, tok).generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("draft_model", 3, draft=str(tmp_path / "draft")))
+        NativeEngine(target, tok).generate(
+            prompts[:1], Sampling(max_new_tokens=4), Speculative("draft_model", 3, draft=str(tmp_path / "draft"))
+        )
 
 
 def test_make_builds_the_profiles_engine(target, tok, tmp_path):
@@ -184,31 +180,44 @@ def test_make_builds_the_profiles_engine(target, tok, tmp_path):
     assert isinstance(native, NativeEngine) and native.model.config.vocab_size == len(tok) and not native.compile
     assert engines.make(profiles.Engine("native", 1, 0.85, compile=True), str(tmp_path / "target")).compile
     vllm = engines.make(profiles.Engine("vllm", 4, 0.9), str(tmp_path / "target"), seed=3)
-    assert isinstance(vllm, engines.VllmEngine) and (vllm.tensor_parallel_size, vllm.gpu_memory_utilization, vllm.seed) == (4, 0.9, 3)
+    assert isinstance(vllm, vllm_engine.VllmEngine) and (vllm.tensor_parallel_size, vllm.gpu_memory_utilization, vllm.seed) == (4, 0.9, 3)
     assert "vllm" not in sys.modules  # nothing loads until the first generate
 
 
 # --- vLLM, without vLLM --------------------------------------------------------------------
 
+
 def test_engines_module_does_not_import_gpu_packages():
-    code = "import sys, specbook.engines; print(any(m in sys.modules for m in ('vllm', 'unsloth')))"
+    code = "import sys, specbook.engines, specbook.vllm_engine; print(any(m in sys.modules for m in ('vllm', 'unsloth')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def test_vllm_llm_arguments():
     spec = Speculative("draft_model", k=5, draft="data/full/models/draft_cod_easy")
-    assert engines.vllm_llm_kwargs("Qwen/Qwen3-14B", spec, tensor_parallel_size=2, gpu_memory_utilization=0.85, seed=0) == {
-        "model": "Qwen/Qwen3-14B", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85, "seed": 0,
+    assert vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", spec, tensor_parallel_size=2, gpu_memory_utilization=0.85, seed=0) == {
+        "model": "Qwen/Qwen3-14B",
+        "tensor_parallel_size": 2,
+        "gpu_memory_utilization": 0.85,
+        "seed": 0,
         "speculative_config": {"method": "draft_model", "model": "data/full/models/draft_cod_easy", "num_speculative_tokens": 5},
         "disable_log_stats": False,
     }
-    assert engines.vllm_speculative_config(Speculative("ngram", k=4, ngram_max=3)) == {
-        "method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
-    assert engines.vllm_speculative_config(None) is None
+    assert vllm_engine.vllm_speculative_config(Speculative("ngram", k=4, ngram_max=3)) == {
+        "method": "ngram",
+        "num_speculative_tokens": 4,
+        "prompt_lookup_max": 3,
+        "prompt_lookup_min": 1,
+    }
+    assert vllm_engine.vllm_speculative_config(None) is None
     with pytest.raises(ValueError, match="path or Hub id"):
-        engines.vllm_speculative_config(Speculative("draft_model", k=5, draft=object()))
-    assert engines.vllm_sampling_kwargs(Sampling(256, temperature=0.6, top_p=0.95, seed=3, stop=("\n\n",)), seed=7) == {
-        "max_tokens": 256, "temperature": 0.6, "top_p": 0.95, "seed": 7, "stop": ["\n\n"]}
+        vllm_engine.vllm_speculative_config(Speculative("draft_model", k=5, draft=object()))
+    assert vllm_engine.vllm_sampling_kwargs(Sampling(256, temperature=0.6, top_p=0.95, seed=3, stop=("\n\n",)), seed=7) == {
+        "max_tokens": 256,
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "seed": 7,
+        "stop": ["\n\n"],
+    }
 
 
 def _snapshot(records):
@@ -218,7 +227,7 @@ def _snapshot(records):
 
 def test_vllm_counters_from_recorded_metrics():
     recorded = json.loads((DATA / "vllm_metrics.json").read_text())
-    c = engines.vllm_counters(_snapshot(recorded["before"]), _snapshot(recorded["after"]))
+    c = vllm_engine.vllm_counters(_snapshot(recorded["before"]), _snapshot(recorded["after"]))
     # two data-parallel engines (labels engine 0 and 1), summed, after minus before
     assert c == {"steps": 12, "proposed": 60, "accepted": 41, "accepted_at": [11, 10, 8, 7, 5], "ttft_s": pytest.approx(0.043)}
     assert metrics.acceptance_rate(c["accepted"], c["proposed"]) == pytest.approx(41 / 60)
@@ -226,6 +235,64 @@ def test_vllm_counters_from_recorded_metrics():
 
 
 def test_vllm_counters_when_no_request_ran_yet():
-    after = _snapshot([{"name": "vllm:spec_decode_num_drafts", "labels": {}, "value": 3},
-                       {"name": "vllm:spec_decode_num_accepted_tokens_per_pos", "labels": {}, "values": [2, 1]}])
-    assert engines.vllm_counters([], after) == {"steps": 3, "proposed": 0, "accepted": 0, "accepted_at": [2, 1], "ttft_s": 0.0}
+    after = _snapshot(
+        [
+            {"name": "vllm:spec_decode_num_drafts", "labels": {}, "value": 3},
+            {"name": "vllm:spec_decode_num_accepted_tokens_per_pos", "labels": {}, "values": [2, 1]},
+        ]
+    )
+    assert vllm_engine.vllm_counters([], after) == {"steps": 3, "proposed": 0, "accepted": 0, "accepted_at": [2, 1], "ttft_s": 0.0}
+
+
+# --- token-id prompts, resumable generation ----------------------------------------------------
+
+
+def test_token_id_prompts_without_a_tokenizer(target, draft, tok, prompts, greedy_reference):
+    """Chapter 00's models have no tokenizer: engines take token ids and write no text."""
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    spec = Speculative("draft_model", k=3, draft=draft)
+    for engine in (NativeEngine(target), TransformersEngine(target)):
+        out = engine.generate(ids, Sampling(max_new_tokens=MAX_NEW), spec)
+        assert [g.token_ids for g in out] == greedy_reference and {g.text for g in out} == {""}
+        with pytest.raises(ValueError, match="stop strings need the engine's tokenizer"):
+            engine.generate(ids, Sampling(max_new_tokens=4, stop=("x",)))
+
+
+class Interrupted(Exception):
+    pass
+
+
+class FailingAfter:
+    """Wraps an engine and raises after `n` calls, as a killed run would stop."""
+
+    def __init__(self, engine, n):
+        self.engine, self.n, self.tokenizer, self.calls = engine, n, engine.tokenizer, 0
+
+    def generate(self, prompts, sampling, speculative=None):
+        if self.calls == self.n:
+            raise Interrupted
+        self.calls += 1
+        return self.engine.generate(prompts, sampling, speculative)
+
+
+def test_generate_resumable_resumes_without_losing_or_repeating(target, tok, prompts, tmp_path):
+    engine = NativeEngine(target, tok)
+    items = [(f"q{i}", p) for i, p in enumerate(prompts)]
+    sampling = Sampling(max_new_tokens=12, temperature=1.0, seed=3)
+    path = tmp_path / "rows.jsonl"
+    with pytest.raises(Interrupted):
+        engines.generate_resumable(FailingAfter(engine, 2), items, sampling, path)
+    assert [r["key"] for r in jsonl.read(path)] == ["q0", "q1"]
+    with open(path, "a") as f:
+        f.write('{"key": "q2", "te')  # killed while writing the next row
+    resumed = FailingAfter(engine, 99)
+    rows = engines.generate_resumable(resumed, items, sampling, path)
+    assert resumed.calls == 1 and [r["key"] for r in jsonl.read(path)] == ["q0", "q1", "q2"]
+    # item i is seeded seed + i wherever the run stopped: the rows equal one uninterrupted run's
+    whole = engines.generate_resumable(engine, items, sampling, tmp_path / "whole.jsonl")
+    assert rows == whole and list(rows) == ["q0", "q1", "q2"]
+    first = whole["q0"]
+    (g,) = engine.generate(prompts[:1], sampling)
+    assert first == {"key": "q0", "text": g.text, "tokens": len(g.token_ids), "finish_reason": g.finish_reason}
+    with pytest.raises(ValueError, match="1 duplicate keys"):
+        engines.generate_resumable(engine, items + items[:1], sampling, tmp_path / "dup.jsonl")

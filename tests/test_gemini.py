@@ -37,7 +37,9 @@ class FakeGemini:
         state = self.states[min(job["polls"], len(self.states) - 1)]
         job["polls"] += 1
         self.polls.append(name)
-        return SimpleNamespace(name=name, state=SimpleNamespace(name=state), dest=SimpleNamespace(file_name=f"files/out-{name}"), error=None)
+        return SimpleNamespace(
+            name=name, state=SimpleNamespace(name=state), dest=SimpleNamespace(file_name=f"files/out-{name}"), error=None
+        )
 
     def _download(self, *, file):
         job = self.jobs[file.removeprefix("files/out-")]
@@ -138,8 +140,7 @@ def test_gemini_teacher_summarises_only_correct_cots(tmp_path):
 
     client = FakeGemini(answer)
     teacher = GeminiTeacher("m", tmp_path, 0.0, 256, 1, client=client, sleep=lambda s: None)
-    problems = [Problem("e", "easy", "16 eggs, 3 eaten: how many eggs?", "13", "", "x"),
-                Problem("w", "easy", "What is 2+2?", "4", "", "x")]
+    problems = [Problem("e", "easy", "16 eggs, 3 eaten: how many eggs?", "13", "", "x"), Problem("w", "easy", "What is 2+2?", "4", "", "x")]
     written = teacher.write(problems)
     assert [r["key"] for r in client.jobs["batches/1"]["requests"]] == ["e"]
     assert written["e"].cod == "16-3=13\nAnswer: 13"

@@ -1,6 +1,7 @@
 from specbook import jsonl, tokens
-from specbook.engines import Generation, chat_prompt
+from specbook.engines import Generation
 from specbook.problems import Problem
+from specbook.prompts import chat_prompt
 from specbook.teachers import LocalModelTeacher
 
 
@@ -10,10 +11,10 @@ class ScriptedEngine:
     def __init__(self, tokenizer, script):
         self.tokenizer, self.script, self.calls = tokenizer, script, 0
 
-    def generate(self, prompts, sampling):
+    def generate(self, prompts, sampling, speculative=None):
         self.calls += 1
         text = next(v for k, v in self.script.items() if k in prompts[0])
-        return [Generation(text=text, token_ids=[], finish_reason="stop", latency_s=0.0)]
+        return [Generation(text=text, token_ids=[1, 2], finish_reason="stop", latency_s=0.0)]
 
 
 def _tokenizer():
@@ -40,3 +41,17 @@ def test_trained_tokenizer_has_qwen_special_tokens_and_chat_template():
     assert prompt == "<|im_start|>system\nSolve it.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
     assert [tok.decode([i]) for i in tok("1234", add_special_tokens=False)["input_ids"]] == ["1", "2", "3", "4"]
+
+
+def test_a_local_teacher_runs_on_the_profiles_engine(tmp_path, tiny_model):
+    from specbook import engines, profiles, teachers
+
+    tok = _tokenizer()
+    model = tiny_model(len(tok), 0, eos_token_id=tok.eos_token_id)
+    model.save_pretrained(tmp_path / "teacher")
+    tok.save_pretrained(tmp_path / "teacher")
+    cfg = profiles.Teacher("local", model=str(tmp_path / "teacher"), max_new_tokens=8)
+    teacher = teachers.make(cfg, profiles.Engine("native"), tmp_path / "work", seed=0)
+    assert isinstance(teacher.engine, engines.NativeEngine) and teacher.sampling.max_new_tokens == 8
+    transformers = teachers.make(cfg, profiles.Engine("transformers"), tmp_path / "work", seed=0)
+    assert isinstance(transformers.engine, engines.TransformersEngine)

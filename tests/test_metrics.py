@@ -41,8 +41,7 @@ def test_alpha_estimate_recovers_the_truth_on_simulated_steps():
     accepted_at = [int((accepted > i).sum()) for i in range(k)]
     assert metrics.estimate_alpha(accepted_at, steps) == pytest.approx(alpha, abs=0.01)
     assert metrics.acceptance_rate(int(accepted.sum()), k * steps) < alpha - 0.1
-    assert metrics.mean_acceptance_length(int(accepted.sum()), steps) == pytest.approx(
-        metrics.expected_tokens_per_step(alpha, k), abs=0.03)
+    assert metrics.mean_acceptance_length(int(accepted.sum()), steps) == pytest.approx(metrics.expected_tokens_per_step(alpha, k), abs=0.03)
 
 
 def test_summarize_generations():

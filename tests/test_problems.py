@@ -1,8 +1,8 @@
 import json
 
 from specbook import problems
-from specbook.profiles import GsmSymbolic, HubLevel, LegCounting, Problems
 from specbook.problems import Problem
+from specbook.profiles import GsmSymbolic, HubLevel, LegCounting, Problems
 
 BOUNDS = {"easy": [1, 2], "medium": [3, 3], "hard": [4, 99]}
 
@@ -23,8 +23,7 @@ def _pool():
 
 
 def test_gsm_split_has_two_labelled_test_sets_and_no_leakage():
-    cfg = Problems("gsm_symbolic", train_per_level=20, test_per_level=5,
-                   gsm_symbolic=GsmSymbolic(None, 10, 1.0, 1, BOUNDS, None))
+    cfg = Problems("gsm_symbolic", train_per_level=20, test_per_level=5, gsm_symbolic=GsmSymbolic(None, 10, 1.0, 1, BOUNDS, None))
     chosen = problems.split(_pool(), cfg, seed=0)
     for level in ("easy", "medium", "hard"):
         rows = [p for p in chosen if p.level == level]
@@ -55,8 +54,9 @@ def test_leg_counting_levels_by_animal_kinds():
 
 
 def test_gsm_symbolic_generation_is_cached_and_slow_templates_are_reported(tmp_path):
-    cfg = GsmSymbolic(templates=[1, 4], variants_per_template=5, seconds_per_template=30, held_out_templates=0,
-                      steps_per_level=BOUNDS, max_number=None)
+    cfg = GsmSymbolic(
+        templates=[1, 4], variants_per_template=5, seconds_per_template=30, held_out_templates=0, steps_per_level=BOUNDS, max_number=None
+    )
     pool, report = problems.gsm_symbolic_problems(cfg, seed=0, cache_dir=tmp_path)
     assert [r["status"] for r in report] == ["ok", "ok"] and len(pool) == 10
     assert all(p.solution.endswith(p.answer) and "####" in p.solution for p in pool)
@@ -75,41 +75,27 @@ def test_gsm_symbolic_generation_is_cached_and_slow_templates_are_reported(tmp_p
 
 
 # Rows as the Hub serves them (openai/gsm8k 'main'; EleutherAI/hendrycks_math).
-GSM8K_ROW = {"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-             "How many clips did Natalia sell altogether in April and May?",
-             "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72"}
-MATH_ROW = {"problem": "If $x^2 = 4$ and $x < 0$, what is $x$?", "level": "Level 2", "type": "Algebra",
-            "solution": "The solutions of $x^2=4$ are $\\pm 2$; the negative one is $\\boxed{-2}$."}
+GSM8K_ROW = {
+    "question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?",
+    "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+    "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
+}
+MATH_ROW = {
+    "problem": "If $x^2 = 4$ and $x < 0$, what is $x$?",
+    "level": "Level 2",
+    "type": "Algebra",
+    "solution": "The solutions of $x^2=4$ are $\\pm 2$; the negative one is $\\boxed{-2}$.",
+}
 
 
 def test_hub_rows_become_problems():
     gsm = HubLevel("openai/gsm8k", ["main"], "train", "test", "question", "answer", "gsm8k", {})
     p = problems.hub_row_to_problem(GSM8K_ROW, "easy", gsm, "train", 7)
     assert (p.id, p.answer, p.split) == ("easy-train-7", "72", problems.TRAIN)
-    math = HubLevel("EleutherAI/hendrycks_math", ["algebra"], "train", "test", "problem", "solution", "boxed", {"level": ["Level 1", "Level 2"]})
+    math = HubLevel(
+        "EleutherAI/hendrycks_math", ["algebra"], "train", "test", "problem", "solution", "boxed", {"level": ["Level 1", "Level 2"]}
+    )
     p = problems.hub_row_to_problem(MATH_ROW, "medium", math, "test", 0)
     assert (p.answer, p.split, p.meta) == ("-2", problems.TEST, {"level": "Level 2"})
     assert problems.hub_row_to_problem({**MATH_ROW, "solution": "no box"}, "medium", math, "test", 1) is None
-
-
-def test_pretraining_documents_are_disjoint_and_hold_no_rationale(tmp_path):
-    legs = LegCounting(kinds_per_level={"easy": [1, 2], "medium": [3, 4], "hard": [5, 6]}, max_count=10)
-    cfg = Problems("leg_counting", train_per_level=20, test_per_level=5, leg_counting=legs)
-    chosen = problems.split(problems.load(cfg, seed=0, cache_dir=tmp_path)[0], cfg, seed=0)
-    questions = {p.question for p in chosen}
-    docs = problems.pretraining_documents(cfg, per_level=40, seed=0, cache_dir=tmp_path, exclude_questions=questions,
-                                          exclude_groups=set())
-    variants = [d for d in docs if d.startswith("How many legs")]
-    assert len(variants) == 120 and not {d.split("\n")[0] for d in variants} & questions
-    assert all(d.split("\n")[1].isdigit() for d in variants)  # the generator's bare answer, no worked steps
-    assert any("A duck has 2 legs." in d for d in docs)  # the generator's own table
-    assert any(d.startswith("Solve the following multiplication") for d in docs)
-    assert any(d.startswith("State the final answer to the following arithmetic problem") for d in docs)
-    assert not [d for d in docs if "Answer:" in d or "have " in d.split("\n")[-1]]  # never the CoT/CoD format
-    # a held-out GSM-Symbolic template stays unseen
-    gsm = Problems("gsm_symbolic", 1, 1, gsm_symbolic=GsmSymbolic([1, 4], 5, 30, 0, BOUNDS, None))
-    pool, _ = problems.gsm_symbolic_problems(gsm.gsm_symbolic, seed=0, cache_dir=tmp_path / "gsm_symbolic")
-    kept = problems.pretraining_documents(gsm, per_level=100, seed=0, cache_dir=tmp_path, exclude_questions=set(),
-                                          exclude_groups={pool[0].group})
-    assert kept and not [d for d in kept if d.split("\n")[0] in {p.question for p in pool if p.group == pool[0].group}]
-    assert all("####" in d for d in kept)

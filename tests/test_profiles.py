@@ -21,6 +21,15 @@ def test_full_profile_is_the_reference_scale():
     assert full.problems.hub["easy"].path == "openai/gsm8k"
 
 
+def test_defaults_fill_what_a_profile_leaves_out():
+    smoke, full = profiles.load("smoke"), profiles.load("full")
+    assert (smoke.engine.tensor_parallel_size, smoke.engine.compile, smoke.teacher.model) == (1, False, None)
+    assert smoke.sft.lora.target_modules == full.sft.lora.target_modules == profiles.ALL_PROJECTIONS
+    assert (full.sft.args.warmup_steps, full.sft.args.lr_scheduler_type, full.sft.lora.lora_dropout) == (0.03, "cosine", 0.0)
+    assert full.sft.args.gradient_accumulation_steps == 4 and smoke.sft.args.gradient_accumulation_steps == 1
+    assert profiles.load("tiny").problems.gsm_symbolic is None  # a section a profile does not use is left out
+
+
 def test_unknown_profile_names_the_choices():
     with pytest.raises(profiles.ProfileError, match=r"unknown profile 'huge': choose one of full, smoke, tiny"):
         profiles.load("huge")
@@ -35,16 +44,23 @@ def params(tmp_path):
 @pytest.mark.parametrize(
     "old, new, message",
     [
-        ("  train_per_level: 24", "  train_per_level: 24\n  trian_per_level: 3",
-         r"problems: unknown key\(s\) trian_per_level; known keys: source, "),
+        (
+            "  train_per_level: 24",
+            "  train_per_level: 24\n  trian_per_level: 3",
+            r"problems: unknown key\(s\) trian_per_level; known keys: source, ",
+        ),
         ("  test_per_level: 8\n", "", r"problems: missing key 'test_per_level'"),
         ("train_per_level: 24", "train_per_level: many", r"problems.train_per_level: expected int, got 'many'"),
         ("source: gsm_symbolic", "source: mmlu", r"problems.source is 'mmlu'; choose one of gsm_symbolic, leg_counting, hub"),
         ("source: gsm_symbolic", "source: leg_counting", r"section problems.leg_counting is missing"),
         ("name: smoke", "name: other", r"name is 'other'; it must match the file name 'smoke'"),
-        ("  kind: native\n  tensor_parallel_size: 1\n  gpu_memory_utilization: 0.85\n  compile: false",
-         "  kind: vllm\n  tensor_parallel_size: 1\n  gpu_memory_utilization: 0.85\n  compile: true",
-         r"engine.compile applies to the native engine only"),
+        ("engine:\n  kind: native", "engine:\n  kind: vllm\n  compile: true", r"engine.compile applies to the native engine only"),
+        ("  eval_rows: 4", "  eval_rows: 0", r"sft.eval_rows is 0; it must be above 0 \(with 0 the stage would run on nothing\)"),
+        ("  eval_rows: 4", "  eval_rows: 24", r"sft.eval_rows \(24\) holds out every training row of a level"),
+        ("num_train_epochs: 1", "num_train_epochs: 0", r"sft.args.num_train_epochs is 0.0; it must be above 0"),
+        ("  test_per_level: 8", "  test_per_level: 0", r"problems.test_per_level is 0; it must be above 0"),
+        ("num_train_epochs: 1", "epochs: 1", r"sft.args: unknown key\(s\) epochs; known keys: learning_rate, num_train_epochs"),
+        ("draft_layers: [1]", "draft_layers: [3]", r"theory.draft_layers must lie between 1 and 2"),
     ],
 )
 def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, message):

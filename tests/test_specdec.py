@@ -1,26 +1,16 @@
 """The speculative decoder is lossless: greedy output equals the target's own, and sampled
 output follows the target's distribution (a chi-square test that fails for a wrong residual)."""
+
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from scipy.stats import chisquare
-from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from specbook import specdec
+from specbook.stats import chi_square_p
 
 VOCAB = 12
-
-
-def tiny_model(seed: int, vocab: int = VOCAB, layers: int = 1):
-    torch.manual_seed(seed)
-    config = Qwen3Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=256)
-    model = Qwen3ForCausalLM(config).double().eval()
-    with torch.no_grad():  # sharper distributions than the default init, so tokens differ clearly
-        model.lm_head.weight.mul_(40)
-    return model
 
 
 class Contrarian(torch.nn.Module):
@@ -38,20 +28,29 @@ class Contrarian(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def target():
-    return tiny_model(0, layers=2)
+def target(tiny_model):
+    return tiny_model(VOCAB, 0, layers=2)
 
 
 @pytest.fixture(scope="module")
-def draft():
-    return tiny_model(1)
+def draft(tiny_model):
+    return tiny_model(VOCAB, 1)
 
 
 def reference_greedy(model, prompt, n):
     ids = torch.tensor([prompt])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False, top_k=None, top_p=None,
-                         temperature=None, eos_token_id=None, pad_token_id=0)
-    return out[0, len(prompt):].tolist()
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=n,
+        do_sample=False,
+        top_k=None,
+        top_p=None,
+        temperature=None,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    return out[0, len(prompt) :].tolist()
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
@@ -83,9 +82,9 @@ def test_stops_at_eos(target):
     assert result.token_ids == full[: full.index(eos) + 1] and result.finish_reason == "stop"
 
 
-def test_refuses_models_with_different_vocabularies(target):
+def test_refuses_models_with_different_vocabularies(target, tiny_model):
     with pytest.raises(specdec.VocabularyMismatch, match=f"target has {VOCAB} tokens, draft has {VOCAB + 1}"):
-        specdec.generate(target, tiny_model(2, vocab=VOCAB + 1), [1], k=2, max_new_tokens=2)
+        specdec.generate(target, tiny_model(VOCAB + 1, 2), [1], k=2, max_new_tokens=2)
 
 
 def exact_pairs(model, prompt, temperature):
@@ -105,14 +104,6 @@ def sampled_pairs(target, draft, prompt, temperature, n):
         a, b = specdec.generate(target, draft, prompt, k=3, max_new_tokens=2, temperature=temperature, seed=seed).token_ids
         counts[a, b] += 1
     return counts
-
-
-def chi_square_p(counts, probs):
-    expected = probs.ravel() * counts.sum()
-    big = expected >= 5  # pool the rare cells, as the test needs
-    observed = np.append(counts.ravel()[big], counts.ravel()[~big].sum())
-    expected = np.append(expected[big], expected[~big].sum())
-    return chisquare(observed, expected).pvalue
 
 
 N_SAMPLES = 1500

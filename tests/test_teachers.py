@@ -1,8 +1,7 @@
 from specbook.answers import extract_answer
-from specbook.teachers import (
-    TemplateTeacher, equation_holds, evaluate, gsm_rationales, inline_equations, leg_rationales, number_draft,
-)
 from specbook.problems import Problem
+from specbook.teachers import TemplateTeacher
+from specbook.template_rules import equation_holds, evaluate, gsm_rationales, inline_equations, leg_rationales, number_draft
 
 # A real GSM-Symbolic variant (template 0): its last step has no calculator tag.
 REMORA = (

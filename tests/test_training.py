@@ -1,18 +1,19 @@
-"""Chapter 02's lib: base-model pretraining, the SFT format (loss on the assistant's tokens only),
-LoRA fine-tuning with TRL + peft, adapters reused on re-run, merging."""
+"""Chapter 02's lib: the SFT format (loss on the assistant's tokens only), LoRA fine-tuning with
+TRL + peft, adapters reused on re-run, merging."""
+
 import dataclasses
 import os
 
 import pytest
 import torch
 
-from specbook import engines, models, profiles, tokens, training
-from specbook.profiles import ModelShape
-from specbook.prompts import STUDENT_SYSTEM
+from specbook import models, profiles, tokens, training
+from specbook.prompts import STUDENT_SYSTEM, chat_prompt
 
-SHAPE = ModelShape(layers=1, hidden=32, mlp=64, heads=2, kv_heads=1, head_dim=16)
-ROWS = [{"question": f"How many legs are there in total if you have {n} ducks?", "rationale": f"duck {n}*2={2 * n}\nAnswer: {2 * n}"}
-        for n in range(1, 11)]
+ROWS = [
+    {"question": f"How many legs are there in total if you have {n} ducks?", "rationale": f"duck {n}*2={2 * n}\nAnswer: {2 * n}"}
+    for n in range(1, 11)
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +24,16 @@ def tok():
 
 @pytest.fixture(scope="module")
 def sft_cfg():
-    return dataclasses.replace(profiles.load("smoke").sft, batch_size=4, epochs=2, max_length=256, learning_rate=5e-3)
+    sft = profiles.load("smoke").sft
+    return dataclasses.replace(
+        sft, args=dataclasses.replace(sft.args, per_device_train_batch_size=4, num_train_epochs=2, max_length=256, learning_rate=5e-3)
+    )
 
 
 def test_encode_masks_the_prompt(tok):
     row = ROWS[2]
     enc = training.encode(tok, row["question"], row["rationale"], "cod", max_length=512)
-    prompt = engines.chat_prompt(tok, STUDENT_SYSTEM["cod"], row["question"])
+    prompt = chat_prompt(tok, STUDENT_SYSTEM["cod"], row["question"])
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
     assert enc["completion_mask"] == [0] * n_prompt + [1] * (len(enc["input_ids"]) - n_prompt)
     assert tok.decode(enc["input_ids"][:n_prompt]) == prompt  # the inference prompt, exactly
@@ -39,59 +43,93 @@ def test_encode_masks_the_prompt(tok):
     assert len(short["input_ids"]) == 10 and short["truncated"]
 
 
-def test_prompt_tokens_carry_no_loss_in_the_trainer(tok, sft_cfg, tmp_path):
+def test_prompt_tokens_carry_no_loss_in_the_trainer(tok, sft_cfg, tmp_path, tiny_model):
     """What SFTTrainer actually feeds the model: labels are -100 wherever the mask is 0."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    model = models.untrained(SHAPE, len(tok), seed=0)
+    model = tiny_model(len(tok), 0).float()
     encoded = [training.encode(tok, r["question"], r["rationale"], "cot", 256) for r in ROWS[:2]]
     for e in encoded:
         e.pop("truncated")
-    trainer = SFTTrainer(model=model, args=SFTConfig(**training.sft_kwargs(sft_cfg, tmp_path, 0, checkpointing=False)),
-                         train_dataset=Dataset.from_list(encoded), eval_dataset=Dataset.from_list(encoded), processing_class=tok,
-                         peft_config=LoraConfig(task_type="CAUSAL_LM", **training.lora_kwargs(sft_cfg)))
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(**training.sft_kwargs(sft_cfg, tmp_path, 0, checkpointing=False)),
+        train_dataset=Dataset.from_list(encoded),
+        eval_dataset=Dataset.from_list(encoded),
+        processing_class=tok,
+        peft_config=LoraConfig(task_type="CAUSAL_LM", **training.lora_kwargs(sft_cfg.lora)),
+    )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
     for i, e in enumerate(encoded):
         n = len(e["input_ids"])
         labels = batch["labels"][i].tolist()
-        assert labels[:n] == [t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"])]
+        assert labels[:n] == [t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"], strict=True)]
         assert set(labels[n:]) <= {-100}  # padding carries no loss either
 
 
 def test_full_profile_mirrors_the_reference_run():
     cfg = profiles.load("full").sft
-    assert training.lora_kwargs(cfg) == {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "bias": "none", "modules_to_save": None, "target_modules": [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+    assert training.lora_kwargs(cfg.lora) == {
+        "r": 16,
+        "lora_alpha": 32,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "modules_to_save": None,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    }
     kw = training.sft_kwargs(cfg, "out", seed=0, checkpointing=True)
     assert (kw["learning_rate"], kw["lr_scheduler_type"], kw["warmup_steps"], kw["num_train_epochs"], kw["max_length"], kw["bf16"]) == (
-        2e-4, "cosine", 0.03, 3, 2048, True)
+        2e-4,
+        "cosine",
+        0.03,
+        3,
+        2048,
+        True,
+    )
+    assert (kw["per_device_train_batch_size"], kw["gradient_accumulation_steps"]) == (4, 4)
     assert kw["completion_only_loss"] and kw["activation_checkpointing"]
 
 
-def test_backend_here_is_peft():
-    assert training.backend() == "peft"  # no CUDA on this machine: the choice is made, and reported
+def test_every_sft_arg_is_a_trl_argument():
+    """The profile's `sft.args` keys are TRL's own: SFTConfig takes them as they are."""
+    from trl import SFTConfig
+
+    for name in ("smoke", "tiny"):
+        cfg = profiles.load(name).sft
+        config = SFTConfig(**training.sft_kwargs(cfg, "out", seed=0, checkpointing=False))
+        for key, value in dataclasses.asdict(cfg.args).items():
+            assert getattr(config, key) == value
 
 
-def test_pretraining_lowers_the_loss_and_base_models_are_reused(tok, tmp_path):
-    cfg = dataclasses.replace(profiles.load("smoke").models, target_shape=SHAPE, draft_shape=SHAPE)
-    cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, seq_len=32, target_steps=40, draft_steps=20))
-    documents = [r["question"] + "\n" + r["rationale"].split("Answer: ")[1] for r in ROWS]
-    built = models.base_models(cfg, tok, documents, tmp_path, seed=0)
-    curve = built["target"]["curve"]
-    assert curve[-1]["loss"] < curve[0]["loss"] - 0.5
-    assert [c["step"] for c in built["draft"]["curve"]] == [10, 20]
-    loaded = engines.NativeEngine.load(built["target"]["path"])  # loads like any Hub model, tokenizer included
-    assert loaded.model.config.num_hidden_layers == 1 and loaded.eos == {tok.eos_token_id}
-    mtime = os.path.getmtime(tmp_path / "base_target" / "model.safetensors")
-    again = models.base_models(cfg, tok, documents, tmp_path, seed=0)
-    assert again["target"]["curve"] == curve and os.path.getmtime(tmp_path / "base_target" / "model.safetensors") == mtime
+@pytest.mark.parametrize("cuda, unsloth, expected", [(False, True, "peft"), (True, False, "peft"), (True, True, "unsloth")])
+def test_backend_needs_cuda_and_unsloth(monkeypatch, cuda, unsloth, expected):
+    import importlib.util
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "unsloth" and unsloth else (None if name == "unsloth" else find_spec(name, *a)),
+    )
+    assert training.backend() == expected
+
+
+def test_held_out_rows_are_the_last_and_never_all():
+    rows = [{"i": i} for i in range(5)]
+    assert training.split_held_out(rows, 2) == (rows[:3], rows[3:])
+    for n in (0, 5):
+        with pytest.raises(ValueError, match=f"sft.eval_rows is {n} but the level has 5 training rows"):
+            training.split_held_out(rows, n)
 
 
 def test_finetune_learns_saves_an_adapter_and_is_skipped_on_rerun(tok, sft_cfg, tmp_path):
+    from conftest import tiny_shape
+
     base = tmp_path / "base"
-    model = models.untrained(SHAPE, len(tok), seed=0)
+    model = models.untrained(tiny_shape(), len(tok), seed=0)
     model.config.eos_token_id = tok.eos_token_id
     model.save_pretrained(base)
     tok.save_pretrained(base)

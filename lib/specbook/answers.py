@@ -5,6 +5,7 @@ Every rationale the book writes or generates ends with a line `Answer: <answer>`
 separators and currency signs; anything else (MATH's LaTeX answers) goes through math-verify, which
 tells `3\\sqrt{2}` from `3` and `2, -2` from `2`, and accepts `\\frac{1}{2}` for `0.5`.
 """
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@
 Executed notebooks (with outputs) go to data/<profile>/notebooks/. A failing chapter stops the
 run and names the notebook, the cell and the error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,9 @@ from specbook import profiles
 from specbook.paths import NOTEBOOKS, data_dir
 
 
-def chapters() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+def chapters(directory: Path = NOTEBOOKS) -> list[Path]:
+    """The chapters, NN_slug.ipynb, in the order of their numbers."""
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
 
 
 def select(only: list[str] | None) -> list[Path]:
@@ -50,14 +52,20 @@ def run(profile: str, only: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             pm.execute_notebook(
-                str(notebook), str(output), parameters={"profile": profile}, cwd=str(NOTEBOOKS),
-                progress_bar=False, log_output=False, kernel_name="python3",
+                str(notebook),
+                str(output),
+                parameters={"profile": profile},
+                cwd=str(NOTEBOOKS),
+                progress_bar=False,
+                log_output=False,
+                kernel_name="python3",
             )
         except PapermillExecutionError as err:
             print(
                 f"FAILED {notebook.name}, cell {err.exec_count} (index {err.cell_index}): {err.ename}: {err.evalue}\n"
                 f"  the executed notebook, with the full traceback: {output}",
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )
             return 1
         print(f"[{i}/{len(todo)}] {notebook.stem} done in {time.perf_counter() - start:.0f} s -> {output}", flush=True)

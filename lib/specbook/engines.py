@@ -2,27 +2,36 @@
 
     engine.generate(prompts, sampling, speculative=None) -> [Generation]
 
-Prompts are finished strings (a chat template already applied). Every engine decodes at batch 1,
-one request after another, because the book measures per-request latency and speculative
-decoding is a latency technique; speculative and plain runs of a comparison use one engine.
+Prompts are finished strings (a chat template already applied) or token ids. Every engine
+decodes at batch 1, one request after another, because the book measures per-request latency and
+speculative decoding is a latency technique; speculative and plain runs of a comparison use one engine.
 
 - `NativeEngine`: the lib's own decoder (`specdec`), plain decoding through the same code path.
 - `TransformersEngine`: `model.generate()`, assisted generation with a draft model at a constant
   K (acceptance counted by instrumenting the candidate generator), or prompt lookup (n-gram).
-- `VllmEngine` (GPU): `vllm.LLM` with a `speculative_config`; counters from `LLM.get_metrics()`
-  read before and after each request and subtracted.
+- `VllmEngine` (GPU, module `vllm_engine`): `vllm.LLM` with a `speculative_config`.
+
+`generate_resumable` runs any engine over keyed prompts and appends each answer to a JSONL file
+as it is made, so that long generation (teachers, distillation) resumes where it stopped.
 """
+
 from __future__ import annotations
 
-import gc
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from specbook import specdec
+from specbook import jsonl, models, specdec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from specbook.profiles import Engine
+    from specbook.vllm_engine import VllmEngine
 
 METHODS = ("draft_model", "ngram")
 
@@ -69,16 +78,9 @@ class Generation:
     accepted_at: list[int] = field(default_factory=list)  # per draft position: steps that accepted it
 
 
-def chat_prompt(tokenizer, system: str, user: str) -> str:
-    """One chat turn, ready for the assistant to answer. Qwen3's thinking block is switched off:
-    the rationale itself is the reasoning."""
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
-
-
 def eos_token_ids(model, tokenizer) -> set[int]:
     """The tokenizer's end of sequence plus any the model's generation config names (Qwen3 lists two)."""
-    ids = {tokenizer.eos_token_id}
+    ids = {tokenizer.eos_token_id if tokenizer is not None else None}
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(configured if isinstance(configured, list) else [configured])
     return {i for i in ids if i is not None}
@@ -100,7 +102,9 @@ def stop_string_cut(tokenizer, token_ids: list[int], stop: tuple[str, ...]) -> i
 
 
 def decode_text(tokenizer, token_ids: list[int], stop: tuple[str, ...]) -> str:
-    """The answer's text: special tokens dropped, cut before the first stop string."""
+    """The answer's text: special tokens dropped, cut before the first stop string ('' without a tokenizer)."""
+    if tokenizer is None:
+        return ""
     text = tokenizer.decode(token_ids, skip_special_tokens=True)
     cuts = [text.find(s) for s in stop if s in text]
     return text[: min(cuts)] if cuts else text
@@ -117,16 +121,15 @@ def check_draft_tokenizer(tokenizer, draft: str) -> None:
     if draft_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise specdec.VocabularyMismatch(
             f"target and draft tokenizers differ: target has {len(tokenizer)} tokens, draft ({draft}) has "
-            f"{len(draft_tokenizer)}, and some ids map to different tokens. Train the draft with the target's tokenizer.")
+            f"{len(draft_tokenizer)}, and some ids map to different tokens. Train the draft with the target's tokenizer."
+        )
 
 
-def load_causal_lm(name_or_path: str):
-    """A causal LM by path or Hub id, in eval mode, on the GPU when there is one."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto").eval()
-    return model.to("cuda") if torch.cuda.is_available() else model
+def prompt_token_ids(tokenizer, prompt: str | list[int]) -> list[int]:
+    """A prompt as token ids: a string is tokenized as it is (its chat template already applied)."""
+    if isinstance(prompt, str):
+        return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return list(prompt)
 
 
 class _InProcess:
@@ -134,40 +137,52 @@ class _InProcess:
 
     name = ""
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer=None):
+        """tokenizer None: prompts are token ids and generations carry no text (chapter 00's models)."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.eos = eos_token_ids(model, tokenizer)
-        self.pad_token_id = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+        if tokenizer is None:
+            self.pad_token_id = 0
+        else:
+            self.pad_token_id = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
         self._drafts: dict[str, Any] = {}
 
     @classmethod
-    def load(cls, name_or_path: str, **options):
+    def load(cls, name_or_path: str, **options) -> _InProcess:
         from transformers import AutoTokenizer
 
-        return cls(load_causal_lm(name_or_path), AutoTokenizer.from_pretrained(name_or_path), **options)
+        return cls(models.load_causal_lm(name_or_path), AutoTokenizer.from_pretrained(name_or_path), **options)
 
-    def draft_model(self, speculative: Speculative):
+    def draft_model(self, speculative: Speculative) -> PreTrainedModel:
         draft = speculative.draft
         if isinstance(draft, str):
             if draft not in self._drafts:
-                check_draft_tokenizer(self.tokenizer, draft)
-                self._drafts[draft] = load_causal_lm(draft)
+                if self.tokenizer is not None:
+                    check_draft_tokenizer(self.tokenizer, draft)
+                self._drafts[draft] = models.load_causal_lm(draft)
             draft = self._drafts[draft]
         specdec.check_pair(self.model.config, draft.config)
         return draft
 
-    def generate(self, prompts: list[str], sampling: Sampling, speculative: Speculative | None = None) -> list[Generation]:
+    def generate(
+        self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None = None
+    ) -> list[Generation]:
         label = f"{self.name} " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
+        if sampling.stop and self.tokenizer is None:
+            raise ValueError("stop strings need the engine's tokenizer; this engine was made without one")
         results = []
         for i, prompt in enumerate(tqdm(prompts, desc=label, leave=False)):
-            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            results.append(self._one(prompt_ids, sampling, speculative, sampling.seed + i))
+            results.append(self._one(prompt_token_ids(self.tokenizer, prompt), sampling, speculative, sampling.seed + i))
         return results
 
     def _finish(self, token_ids: list[int], finish_reason: str, sampling: Sampling, **timings_and_counters) -> Generation:
-        return Generation(text=decode_text(self.tokenizer, token_ids, sampling.stop), token_ids=token_ids,
-                          finish_reason=finish_reason, **timings_and_counters)
+        return Generation(
+            text=decode_text(self.tokenizer, token_ids, sampling.stop),
+            token_ids=token_ids,
+            finish_reason=finish_reason,
+            **timings_and_counters,
+        )
 
 
 class NativeEngine(_InProcess):
@@ -177,14 +192,14 @@ class NativeEngine(_InProcess):
 
     name = "native"
 
-    def __init__(self, model, tokenizer, compile: bool = False):
+    def __init__(self, model, tokenizer=None, compile: bool = False):
         super().__init__(model, tokenizer)
         self.compile = compile
         self._compiled_drafts: dict[int, tuple] = {}
         if compile:
             self.model = specdec.compiled(self.model)
 
-    def draft_model(self, speculative: Speculative):
+    def draft_model(self, speculative: Speculative) -> PreTrainedModel:
         draft = super().draft_model(speculative)
         if not self.compile:
             return draft
@@ -194,15 +209,35 @@ class NativeEngine(_InProcess):
 
     def _one(self, prompt_ids, sampling, speculative, seed) -> Generation:
         if speculative is not None and speculative.method != "draft_model":
-            raise ValueError(f"the native engine speculates with a draft model, not {speculative.method!r}; "
-                             f"use the transformers or vllm engine for prompt lookup")
+            raise ValueError(
+                f"the native engine speculates with a draft model, not {speculative.method!r}; "
+                f"use the transformers or vllm engine for prompt lookup"
+            )
         draft = self.draft_model(speculative) if speculative else None
         stop = (lambda ids: stop_string_cut(self.tokenizer, ids, sampling.stop)) if sampling.stop else None
-        r = specdec.generate(self.model, draft, prompt_ids, k=speculative.k if speculative else 0,
-                             max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
-                             top_p=sampling.top_p, eos_token_ids=self.eos, seed=seed, stop=stop)
-        return self._finish(r.token_ids, r.finish_reason, sampling, latency_s=r.latency_s, ttft_s=r.ttft_s,
-                            steps=r.steps, proposed=r.proposed, accepted=r.accepted, accepted_at=r.accepted_at)
+        r = specdec.generate(
+            self.model,
+            draft,
+            prompt_ids,
+            k=speculative.k if speculative else 0,
+            max_new_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            eos_token_ids=self.eos,
+            seed=seed,
+            stop=stop,
+        )
+        return self._finish(
+            r.token_ids,
+            r.finish_reason,
+            sampling,
+            latency_s=r.latency_s,
+            ttft_s=r.ttft_s,
+            steps=r.steps,
+            proposed=r.proposed,
+            accepted=r.accepted,
+            accepted_at=r.accepted_at,
+        )
 
 
 class _FirstTokenClock:
@@ -230,7 +265,7 @@ class _StopStrings:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        found = stop_string_cut(self.tokenizer, input_ids[0, self.prompt_length:].tolist(), self.stop) is not None
+        found = stop_string_cut(self.tokenizer, input_ids[0, self.prompt_length :].tolist(), self.stop) is not None
         return torch.tensor([found], device=input_ids.device)
 
 
@@ -289,140 +324,68 @@ class TransformersEngine(_InProcess):
         try:
             with torch.inference_mode():
                 out = self.model.generate(
-                    input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=sampling.max_new_tokens,
-                    do_sample=sample, temperature=sampling.temperature if sample else None,
-                    top_p=sampling.top_p if sample else None, top_k=None, eos_token_id=sorted(self.eos),
-                    pad_token_id=self.pad_token_id, streamer=clock, **kwargs)
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=sampling.max_new_tokens,
+                    do_sample=sample,
+                    temperature=sampling.temperature if sample else None,
+                    top_p=sampling.top_p if sample else None,
+                    top_k=None,
+                    eos_token_id=sorted(self.eos),
+                    pad_token_id=self.pad_token_id,
+                    streamer=clock,
+                    **kwargs,
+                )
         finally:
             if speculative is not None:
                 del self.model._get_candidate_generator  # the class's method again
         end = time.perf_counter()
-        new = out[0, len(prompt_ids):].tolist()
+        new = out[0, len(prompt_ids) :].tolist()
         keep = stop_string_cut(self.tokenizer, new, sampling.stop)
         if keep is not None:  # an assisted step may have accepted tokens past the stop string
             new = new[:keep]
         finished = keep is not None or (bool(new) and new[-1] in self.eos)
         if speculative is None:
             counts.steps = len(new)
-        return self._finish(new, "stop" if finished else "length", sampling, latency_s=end - clock.start,
-                            ttft_s=(clock.first - clock.start) if clock.first else None, steps=counts.steps,
-                            proposed=counts.proposed, accepted=counts.accepted, accepted_at=counts.accepted_at)
+        return self._finish(
+            new,
+            "stop" if finished else "length",
+            sampling,
+            latency_s=end - clock.start,
+            ttft_s=(clock.first - clock.start) if clock.first else None,
+            steps=counts.steps,
+            proposed=counts.proposed,
+            accepted=counts.accepted,
+            accepted_at=counts.accepted_at,
+        )
 
 
-# --- vLLM -------------------------------------------------------------------------------------
-
-def vllm_speculative_config(speculative: Speculative | None) -> dict | None:
-    """vLLM's `speculative_config` for a speculation setting (None: plain decoding)."""
-    if speculative is None:
-        return None
-    if speculative.method == "draft_model":
-        if not isinstance(speculative.draft, str):
-            raise ValueError("vLLM loads the draft itself: give `draft` as a path or Hub id, not a model object")
-        return {"method": "draft_model", "model": speculative.draft, "num_speculative_tokens": speculative.k}
-    # prompt_lookup_min 1 matches transformers' prompt lookup, which tries n = ngram_max down to 1
-    return {"method": "ngram", "num_speculative_tokens": speculative.k,
-            "prompt_lookup_max": speculative.ngram_max, "prompt_lookup_min": 1}
-
-
-def vllm_llm_kwargs(model: str, speculative: Speculative | None, tensor_parallel_size: int,
-                    gpu_memory_utilization: float, seed: int) -> dict:
-    """Arguments of `vllm.LLM(...)`. Stats logging stays on: `get_metrics()` needs it."""
-    return {"model": model, "tensor_parallel_size": tensor_parallel_size, "gpu_memory_utilization": gpu_memory_utilization,
-            "seed": seed, "speculative_config": vllm_speculative_config(speculative), "disable_log_stats": False}
-
-
-def vllm_sampling_kwargs(sampling: Sampling, seed: int) -> dict:
-    """Arguments of `vllm.SamplingParams(...)` for one request."""
-    return {"max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature, "top_p": sampling.top_p,
-            "seed": seed, "stop": list(sampling.stop)}
-
-
-def _metric_totals(metrics) -> dict:
-    """Sums of the metrics the book reads, over label sets (one per engine under data parallelism).
-    `metrics` is what `LLM.get_metrics()` returns: objects with name and value, values (Vector) or sum (Histogram)."""
-    totals = {"steps": 0, "proposed": 0, "accepted": 0, "accepted_at": [], "ttft_s": 0.0}
-    names = {"vllm:spec_decode_num_drafts": "steps", "vllm:spec_decode_num_draft_tokens": "proposed",
-             "vllm:spec_decode_num_accepted_tokens": "accepted"}
-    for m in metrics:
-        if m.name in names:
-            totals[names[m.name]] += m.value
-        elif m.name == "vllm:spec_decode_num_accepted_tokens_per_pos":
-            at = totals["accepted_at"]
-            at.extend([0] * (len(m.values) - len(at)))
-            for i, v in enumerate(m.values):
-                at[i] += v
-        elif m.name == "vllm:time_to_first_token_seconds":
-            totals["ttft_s"] += m.sum
-    return totals
-
-
-def vllm_counters(before, after) -> dict:
-    """Speculative counters and time to first token of what ran between two `get_metrics()` snapshots."""
-    b, a = _metric_totals(before), _metric_totals(after)
-    at_before = b["accepted_at"] + [0] * (len(a["accepted_at"]) - len(b["accepted_at"]))
-    return {"steps": a["steps"] - b["steps"], "proposed": a["proposed"] - b["proposed"],
-            "accepted": a["accepted"] - b["accepted"],
-            "accepted_at": [x - y for x, y in zip(a["accepted_at"], at_before)], "ttft_s": a["ttft_s"] - b["ttft_s"]}
-
-
-class VllmEngine:
-    """vLLM on a GPU. One `vllm.LLM` per speculation setting (vLLM fixes it at construction); the
-    previous one is released first so that a 14B target fits once."""
-
-    name = "vllm"
-
-    def __init__(self, model: str, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85, seed: int = 0):
-        from transformers import AutoConfig, AutoTokenizer
-
-        self.model, self.tensor_parallel_size = model, tensor_parallel_size
-        self.gpu_memory_utilization, self.seed = gpu_memory_utilization, seed
-        self.config = AutoConfig.from_pretrained(model)
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
-        self._llm, self._llm_for = None, object()
-
-    def _llm_with(self, speculative: Speculative | None):
-        if self._llm is None or self._llm_for != speculative:
-            import torch
-            from transformers import AutoConfig
-            from vllm import LLM
-
-            if speculative is not None and speculative.method == "draft_model":
-                specdec.check_pair(self.config, AutoConfig.from_pretrained(speculative.draft))
-                check_draft_tokenizer(self.tokenizer, speculative.draft)
-            self._llm = None
-            gc.collect()
-            torch.cuda.empty_cache()
-            self._llm = LLM(**vllm_llm_kwargs(self.model, speculative, self.tensor_parallel_size,
-                                              self.gpu_memory_utilization, self.seed))
-            self._llm_for = speculative
-        return self._llm
-
-    def generate(self, prompts: list[str], sampling: Sampling, speculative: Speculative | None = None) -> list[Generation]:
-        from vllm import SamplingParams
-
-        llm = self._llm_with(speculative)
-        label = "vllm " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
-        results = []
-        for i, prompt in enumerate(tqdm(prompts, desc=label, leave=False)):
-            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            params = SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i))
-            before = llm.get_metrics()
-            start = time.perf_counter()
-            out = llm.generate([{"prompt_token_ids": prompt_ids}], params, use_tqdm=False)[0].outputs[0]
-            latency = time.perf_counter() - start
-            c = vllm_counters(before, llm.get_metrics())
-            token_ids = list(out.token_ids)
-            results.append(Generation(
-                text=out.text, token_ids=token_ids, finish_reason=out.finish_reason, latency_s=latency, ttft_s=c["ttft_s"],
-                steps=c["steps"] if speculative else len(token_ids), proposed=c["proposed"], accepted=c["accepted"],
-                accepted_at=c["accepted_at"]))
-        return results
-
-
-def make(cfg, model: str, seed: int = 0):
+def make(cfg: Engine, model: str, seed: int = 0) -> NativeEngine | TransformersEngine | VllmEngine:
     """The profile's engine (a profiles.Engine) for a model path or Hub id."""
     if cfg.kind == "vllm":
+        from specbook.vllm_engine import VllmEngine
+
         return VllmEngine(model, cfg.tensor_parallel_size, cfg.gpu_memory_utilization, seed)
     if cfg.kind == "native":
         return NativeEngine.load(model, compile=cfg.compile)
     return TransformersEngine.load(model)
+
+
+def generate_resumable(
+    engine, items: list[tuple[str, str]], sampling: Sampling, path: str | Path, desc: str = "generate"
+) -> dict[str, dict]:
+    """One answer per (key, prompt), each appended to the JSONL file `path` as soon as it is made:
+    a run that is stopped resumes with the keys the file lacks, losing and repeating nothing.
+    Item i is seeded with sampling.seed + i whenever it runs. Returns {key: row}, rows with key,
+    text, tokens and finish_reason, in the order of `items`."""
+    keys = [key for key, _ in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{len(keys) - len(set(keys))} duplicate keys: each item needs its own key to resume by")
+    done = {row["key"]: row for row in jsonl.read(path, torn_tail_ok=True)}
+    todo = [(i, key, prompt) for i, (key, prompt) in enumerate(items) if key not in done]
+    for i, key, prompt in tqdm(todo, desc=desc, initial=len(items) - len(todo), total=len(items)):
+        (g,) = engine.generate([prompt], dataclasses.replace(sampling, seed=sampling.seed + i))
+        row = {"key": key, "text": g.text, "tokens": len(g.token_ids), "finish_reason": g.finish_reason}
+        jsonl.append(path, [row])
+        done[key] = row
+    return {key: done[key] for key in keys}

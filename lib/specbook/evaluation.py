@@ -1,21 +1,13 @@
 """Accuracy of a model on test problems: one prompt format, the strict checker, a 95 % interval."""
+
 from __future__ import annotations
 
 import math
 
 from specbook.answers import extract_answer, is_correct
-from specbook.engines import Sampling, chat_prompt
-from specbook.prompts import STUDENT_SYSTEM
-
-
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion (95 % by default); sound near 0 and 1."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from specbook.engines import Sampling
+from specbook.prompts import STUDENT_SYSTEM, chat_prompt
+from specbook.stats import wilson_interval
 
 
 def score(engine, rows: list[dict], style: str, max_new_tokens: int, speculative=None) -> dict:
@@ -23,14 +15,27 @@ def score(engine, rows: list[dict], style: str, max_new_tokens: int, speculative
     prompts = [chat_prompt(engine.tokenizer, STUDENT_SYSTEM[style], r["question"]) for r in rows]
     generations = engine.generate(prompts, Sampling(max_new_tokens=max_new_tokens), speculative)
     answers = [
-        {"id": r["id"], "gold": r["answer"], "predicted": extract_answer(g.text), "tokens": len(g.token_ids),
-         "finish_reason": g.finish_reason, "text": g.text}
-        for r, g in zip(rows, generations)
+        {
+            "id": r["id"],
+            "gold": r["answer"],
+            "predicted": extract_answer(g.text),
+            "tokens": len(g.token_ids),
+            "finish_reason": g.finish_reason,
+            "text": g.text,
+        }
+        for r, g in zip(rows, generations, strict=True)
     ]
     for a in answers:
         a["correct"] = is_correct(a["predicted"], a["gold"])
     correct = sum(a["correct"] for a in answers)
     low, high = wilson_interval(correct, len(answers))
-    return {"n": len(answers), "correct": correct, "accuracy": correct / len(answers) if answers else math.nan,
-            "ci_low": low, "ci_high": high, "mean_tokens": sum(a["tokens"] for a in answers) / max(1, len(answers)),
-            "answers": answers, "generations": generations}
+    return {
+        "n": len(answers),
+        "correct": correct,
+        "accuracy": correct / len(answers) if answers else math.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "mean_tokens": sum(a["tokens"] for a in answers) / max(1, len(answers)),
+        "answers": answers,
+        "generations": generations,
+    }

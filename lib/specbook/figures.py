@@ -1,4 +1,5 @@
 """Figures: one look for the whole book, saved as PNG and SVG under figures/<profile>/."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,17 +9,17 @@ import matplotlib
 from specbook.paths import figures_dir
 from specbook.runinfo import stamp
 
-matplotlib.rcParams.update({
-    "figure.dpi": 110,
-    "savefig.dpi": 150,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "svg.hashsalt": "specbook",  # stable SVG ids, so unchanged figures give unchanged files
-})
-
-STYLE_COLORS = {"cot": "#4C72B0", "cod": "#DD8452"}
+matplotlib.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "svg.hashsalt": "specbook",  # stable SVG ids, so unchanged figures give unchanged files
+    }
+)
 
 
 def save(fig, profile: str, name: str) -> list[Path]:

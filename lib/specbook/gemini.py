@@ -7,14 +7,19 @@ File formats (Gemini API batch mode): each input line is {"key": ..., "request":
 GenerateContentRequest}; each output line is {"key": ..., "response": GenerateContentResponse}
 or {"key": ..., "error"/"status": {...}}.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from specbook import jsonl
+
+if TYPE_CHECKING:
+    from google import genai
 
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
 
@@ -38,7 +43,7 @@ def api_key() -> str:
     return key
 
 
-def make_client():
+def make_client() -> genai.Client:
     from google import genai
 
     return genai.Client(api_key=api_key())
@@ -127,9 +132,7 @@ class BatchRunner:
         from google.genai import types
 
         path = jsonl.write(self.workdir / "requests.jsonl", pending)
-        uploaded = self.client.files.upload(
-            file=str(path), config=types.UploadFileConfig(display_name=path.parent.name, mime_type="jsonl")
-        )
+        uploaded = self.client.files.upload(file=str(path), config=types.UploadFileConfig(display_name=path.parent.name, mime_type="jsonl"))
         job = self.client.batches.create(model=self.model, src=uploaded.name, config={"display_name": f"specbook-{path.parent.name}"})
         # Saved before polling: a crash from here on resumes this job instead of paying twice.
         self.job_path.write_text(json.dumps({"job": job.name, "input_file": uploaded.name, "keys": [r["key"] for r in pending]}))
@@ -151,7 +154,9 @@ class BatchRunner:
         state = _state(job)
         if state != "JOB_STATE_SUCCEEDED":
             self.job_path.unlink(missing_ok=True)
-            raise BatchFailed(f"batch {job.name} ended in {state}: {getattr(job, 'error', None)}; run again to resubmit the unfinished keys")
+            raise BatchFailed(
+                f"batch {job.name} ended in {state}: {getattr(job, 'error', None)}; run again to resubmit the unfinished keys"
+            )
         content = self.client.files.download(file=job.dest.file_name)
         rows = [parse_result_line(json.loads(line)) for line in content.decode("utf-8").splitlines() if line.strip()]
         jsonl.append(self.results_path, [r for r in rows if r["key"] in pending_keys])

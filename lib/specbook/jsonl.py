@@ -1,10 +1,11 @@
 """JSON Lines files: the book's data format. Corrupt lines fail loudly with the fix."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 class JsonlError(ValueError):

@@ -4,6 +4,7 @@ Counters per run: `steps` target verification passes (vLLM: num_drafts), `propos
 (num_draft_tokens), `accepted` draft tokens kept (num_accepted_tokens), `accepted_at[i]` steps
 whose draft token at position i was kept (num_accepted_tokens_per_pos).
 """
+
 from __future__ import annotations
 
 import math

@@ -1,7 +1,9 @@
-"""Where the book reads its sources and writes its artifacts."""
+"""Where the book reads its sources and writes its artifacts: every artifact path is named here once."""
+
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 # The lib is installed in editable mode from lib/specbook, so the repository is two levels up.
@@ -21,3 +23,70 @@ def data_dir(profile: str) -> Path:
 
 def figures_dir(profile: str) -> Path:
     return output_root() / "figures" / profile
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """The artifacts of one profile under `root` (data/<profile>), stage by stage."""
+
+    root: Path
+
+    @property
+    def notebooks(self) -> Path:  # executed chapters, with outputs
+        return self.root / "notebooks"
+
+    @property
+    def cache(self) -> Path:  # generated problems, reusable across stages
+        return self.root / "cache"
+
+    @property
+    def teacher(self) -> Path:  # the teachers' resumable work (batch jobs, generated rows)
+        return self.root / "teacher"
+
+    @property
+    def theory(self) -> Path:  # chapter 00's measurements
+        return self.root / "theory"
+
+    @property
+    def datasets(self) -> Path:  # chapter 01's stage (its manifest lives here)
+        return self.root / "datasets"
+
+    def dataset(self, level: str, name: str) -> Path:
+        """name: train_cot, train_cod or test."""
+        return self.datasets / level / f"{name}.jsonl"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.models / "tokenizer"
+
+    def base_model(self, role: str) -> Path:
+        """role: target or draft (offline profiles: pretrained here)."""
+        return self.models / f"base_{role}"
+
+    def target(self, style: str, level: str) -> Path:
+        """The LoRA adapter of the target tuned on one style and level (chapter 02)."""
+        return self.models / f"target_{style}_{level}"
+
+    def merged(self, adapter: Path) -> Path:
+        """An adapter folded into its base model, saved beside the adapter."""
+        return adapter / "merged"
+
+    def draft(self, kind: str, style: str, level: str) -> Path:
+        """A draft trained for the target of one style and level (chapter 03); kind names its training data."""
+        return self.models / f"draft_{kind}_{style}_{level}"
+
+    def distilled(self, style: str, level: str) -> Path:
+        """What the tuned target of one style and level wrote for its training questions (chapter 03)."""
+        return self.root / "distilled" / f"{style}_{level}.jsonl"
+
+    @property
+    def results(self) -> Path:  # chapter 04's per-request and per-run results
+        return self.root / "results"
+
+
+def artifacts(profile: str) -> Artifacts:
+    return Artifacts(data_dir(profile))

@@ -5,6 +5,7 @@
 - leg_counting: reasoning-gym's procedural leg counting, levels by the number of animal kinds;
 - hub: GSM8K and MATH from the Hugging Face Hub (the `full` profile).
 """
+
 from __future__ import annotations
 
 import json
@@ -113,6 +114,7 @@ def generate_gsm_symbolic(cfg: GsmSymbolic, seed: int, cache_dir: Path) -> list[
     unless the time bound grows."""
     ids = cfg.templates if cfg.templates is not None else [t.id_shuffled for t in _templates()]
     cache_dir.mkdir(parents=True, exist_ok=True)
+
     def cache_path(tid: int) -> Path:
         return cache_dir / f"eng_t{tid}_n{cfg.variants_per_template}_seed{seed}.json"
 
@@ -128,8 +130,7 @@ def generate_gsm_symbolic(cfg: GsmSymbolic, seed: int, cache_dir: Path) -> list[
         workers = min(len(todo), os.cpu_count() or 1)
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures = [
-                pool.submit(_generate_template, tid, cfg.variants_per_template, seed * 1000 + tid, cfg.seconds_per_template)
-                for tid in todo
+                pool.submit(_generate_template, tid, cfg.variants_per_template, seed * 1000 + tid, cfg.seconds_per_template) for tid in todo
             ]
             for future in tqdm(as_completed(futures), total=len(futures), desc="GSM-Symbolic templates"):
                 result = future.result()
@@ -208,8 +209,13 @@ def leg_counting_problems(cfg: LegCounting, per_level: int, seed: int) -> tuple[
     for offset, level in enumerate(LEVELS):
         low, high = cfg.kinds_per_level[level]
         data = reasoning_gym.create_dataset(
-            "leg_counting", min_animals=low, max_animals=high, min_instances=1,
-            max_instances=cfg.max_count, size=4 * per_level + 100, seed=seed * 10 + offset,
+            "leg_counting",
+            min_animals=low,
+            max_animals=high,
+            min_instances=1,
+            max_instances=cfg.max_count,
+            size=4 * per_level + 100,
+            seed=seed * 10 + offset,
         )
         seen, duplicates = set(), 0
         for item in data:
@@ -239,11 +245,14 @@ def leg_counting_problems(cfg: LegCounting, per_level: int, seed: int) -> tuple[
                 f"leg_counting {level}: only {len(seen)} unique questions for {per_level} asked; "
                 f"lower problems.train_per_level/test_per_level or widen kinds_per_level/max_count"
             )
-        report.append({"level": level, "kinds": f"{low}-{high}", "counts": f"1-{cfg.max_count}", "unique": len(seen), "duplicates": duplicates})
+        report.append(
+            {"level": level, "kinds": f"{low}-{high}", "counts": f"1-{cfg.max_count}", "unique": len(seen), "duplicates": duplicates}
+        )
     return problems, report
 
 
 # ---------------------------------------------------------------- Hugging Face Hub (full profile)
+
 
 def hub_row_to_problem(row: dict, level: str, cfg: HubLevel, split: str, index: int) -> Problem | None:
     """One data set row as a Problem, or None when its gold answer cannot be read."""
@@ -278,12 +287,20 @@ def hub_problems(levels: dict[str, HubLevel]) -> tuple[list[Problem], list[dict]
             kept = [r for r in rows if all(str(r[k]) in allowed for k, allowed in cfg.filters.items())]
             converted = [hub_row_to_problem(r, level, cfg, split, i) for i, r in enumerate(kept)]
             problems += [p for p in converted if p is not None]
-            report.append({"level": level, "split": split, "rows": len(rows), "after_filters": len(kept),
-                           "no_gold_answer": sum(p is None for p in converted)})
+            report.append(
+                {
+                    "level": level,
+                    "split": split,
+                    "rows": len(rows),
+                    "after_filters": len(kept),
+                    "no_gold_answer": sum(p is None for p in converted),
+                }
+            )
     return problems, report
 
 
 # ---------------------------------------------------------------- loading and splitting
+
 
 def load(cfg: Problems, seed: int, cache_dir: Path) -> tuple[list[Problem], list[dict]]:
     """All candidate problems of the profile's source, and a per-template / per-level report."""
@@ -326,51 +343,6 @@ def split(problems: list[Problem], cfg: Problems, seed: int) -> list[Problem]:
             p.split = TRAIN
         chosen += unseen[: cfg.test_per_level] + seen[: cfg.test_per_level + cfg.train_per_level]
     return chosen
-
-
-def leg_counting_background(n: int, seed: int) -> list[str]:
-    """What a base model would know before seeing a leg-counting rationale: the generator's table of
-    legs per animal (as n // 10 fact sheets, each in a random order) and arithmetic drills from
-    reasoning-gym's own generators (`products` of one-digit numbers, `chain_sum` of 2-6 terms), in
-    their question-then-bare-answer format."""
-    import reasoning_gym
-    import reasoning_gym.arithmetic.leg_counting as legs
-
-    rng = random.Random(seed)
-    facts = [f"A {animal} has {n_legs} legs." for animal, n_legs in legs.ANIMALS.items()]
-    sheets = ["\n".join(rng.sample(facts, len(facts))) for _ in range(max(1, n // 10))]
-    drills = [
-        f"{item['question']}\n{item['answer']}"
-        for name, kw in (("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}),
-                         ("chain_sum", {"min_terms": 2, "max_terms": 6, "min_digits": 1, "max_digits": 2}))
-        for item in reasoning_gym.create_dataset(name, size=n, seed=seed, **kw)
-    ]
-    return sheets + drills
-
-
-def pretraining_documents(cfg: Problems, per_level: int, seed: int, cache_dir: Path, exclude_questions: set[str],
-                          exclude_groups: set[str]) -> list[str]:
-    """Domain text for pretraining the offline base models, disjoint from every train and test
-    question and from held-out templates: up to `per_level` variants per level with their
-    solution in the source's own format (GSM-Symbolic: GSM8K's, calculator tags and '#### answer';
-    leg counting: the generator's bare answer) and, for leg counting, the generator's table of
-    legs per animal. Never a CoT or CoD rationale: teaching that format is the fine-tune's job."""
-    excluded = {normalize_question(q) for q in exclude_questions}
-    if cfg.source == "gsm_symbolic":
-        pool, _ = gsm_symbolic_problems(cfg.gsm_symbolic, seed, cache_dir / "gsm_symbolic")
-        documents = []
-    elif cfg.source == "leg_counting":
-        pool, _ = leg_counting_problems(cfg.leg_counting, per_level + cfg.train_per_level + cfg.test_per_level, seed + 1)
-        documents = leg_counting_background(per_level, seed)
-    else:
-        raise ValueError(f"problems.source {cfg.source!r} has no pretraining text: its profile loads pretrained models")
-    taken = dict.fromkeys(LEVELS, 0)
-    for p in pool:
-        if normalize_question(p.question) in excluded or p.group in exclude_groups or taken[p.level] >= per_level:
-            continue
-        taken[p.level] += 1
-        documents.append(f"{p.question}\n{p.solution or p.answer}")
-    return documents
 
 
 def leaked(train: list[dict], test: list[dict]) -> list[str]:

@@ -1,14 +1,23 @@
 """Profiles: every scale decision of the book, read from notebooks/params/<profile>.yaml.
 
-The dataclasses below name every key a profile may hold and hold no values: a number lives in
-the params files only. The loader rejects unknown profiles, unknown keys and missing keys.
+The dataclasses below name every key a profile may hold. A key with a default here is one that is
+the same in every profile or that some profile does not use; the default is documented beside it
+and the params files leave it out. Every other value lives in the params files only. The loader
+rejects unknown profiles, unknown keys, missing keys, values of the wrong type or outside their
+choices, and counts that would make a stage run on nothing.
+
+Keys passed to a library keep that library's names (`sft.lora`: peft's LoraConfig, `sft.args`:
+TRL's SFTConfig), so that no mapping layer stands between the file and the call.
 """
+
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -69,18 +78,18 @@ class Problems:
 @dataclass(frozen=True)
 class Teacher:
     kind: str  # template | gemini | local
-    model: str | None  # Gemini model id, or local model path / Hub id
-    temperature: float
-    max_new_tokens: int
-    poll_seconds: float  # Gemini batch polling: first wait, doubled up to 8x
+    model: str | None = None  # Gemini model id, or local model path / Hub id (the template teacher has none)
+    temperature: float = 0.0  # the model teachers answer greedily
+    max_new_tokens: int = 2048  # model teachers: room for a CoT of a MATH problem
+    poll_seconds: float = 30.0  # Gemini batch polling: first wait, doubled up to 8x
 
 
 @dataclass(frozen=True)
 class Tokenizer:
     kind: str  # train: byte-level BPE trained on the profile's text; pretrained: load `name`
-    name: str | None
-    vocab_size: int | None
-    split_digits: bool
+    name: str | None = None  # pretrained: Hub id
+    vocab_size: int | None = None  # train
+    split_digits: bool = True  # train: every digit its own token (arithmetic is learnt per digit)
 
 
 @dataclass(frozen=True)
@@ -101,18 +110,19 @@ class Theory:
 
     vocab_size: int
     target: ModelShape
-    logit_scale: float  # multiplies the untrained head: sharper next-token distributions
     draft_layers: list[int]  # early-exit drafts: the target's first n layers
     ks: list[int]  # draft lengths K to measure
     prompts: int  # random prompts per measurement
     prompt_tokens: int
     max_new_tokens: int
-    temperature: float
-    lossless_logit_scales: list[float]  # the toy pair's head scales, target then draft: a draft sure of the wrong tokens
     lossless_vocab: int  # the toy pair's vocabulary: small enough to histogram
     lossless_samples: int  # sampled sequences per decoder in the losslessness check
     rounds: int  # interleaved timing rounds of a decoding sweep (median reported)
     timing_repeats: int  # timed forward passes per point (median reported)
+    logit_scale: float = 4.0  # multiplies the untrained head: next-token distributions that are not flat
+    temperature: float = 1.0  # the sweep samples, so that acceptance is probabilistic as in the theory
+    # the toy pair's head scales, target then draft: a draft sure of the wrong tokens, so that rejections matter
+    lossless_logit_scales: list[float] = field(default_factory=lambda: [2.0, 20.0])
 
 
 @dataclass(frozen=True)
@@ -132,30 +142,47 @@ class Pretrain:
 @dataclass(frozen=True)
 class Models:
     kind: str  # train: base models made here from the shapes; pretrained: the Hub ids
-    target: str | None  # Hub id (pretrained)
-    draft: str | None
-    target_shape: ModelShape | None  # train
-    draft_shape: ModelShape | None
-    pretrain: Pretrain | None
+    target: str | None = None  # pretrained: Hub ids
+    draft: str | None = None
+    target_shape: ModelShape | None = None  # train
+    draft_shape: ModelShape | None = None
+    pretrain: Pretrain | None = None
+
+
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class Lora:
+    """peft's LoraConfig arguments, by peft's names (Unsloth's get_peft_model takes the same)."""
+
+    r: int
+    lora_alpha: int
+    target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))  # every attention and MLP projection
+    modules_to_save: list[str] = field(default_factory=list)  # trained in full beside the adapters (lm_head for a small base)
+    lora_dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class SftArgs:
+    """TRL's SFTConfig arguments, by TRL's names, passed through as they are (`training.sft_kwargs`)."""
+
+    learning_rate: float
+    num_train_epochs: float
+    per_device_train_batch_size: int
+    max_length: int  # tokens per example (prompt + rationale); longer ones are truncated and counted
+    lr_scheduler_type: str = "cosine"
+    warmup_steps: float = 0.03  # below 1: a share of all steps (transformers 5 folded warmup_ratio into it)
+    gradient_accumulation_steps: int = 1
+    bf16: bool = False  # the CPU profiles train in float32
 
 
 @dataclass(frozen=True)
 class Sft:
     """LoRA supervised fine-tuning of a target on one style's rationales (chapter 02)."""
 
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
-    target_modules: list[str]
-    modules_to_save: list[str]  # trained in full beside the adapters (e.g. lm_head for a small base); [] for none
-    learning_rate: float
-    lr_scheduler: str  # a transformers scheduler name: cosine, linear, ...
-    warmup_ratio: float
-    epochs: float
-    max_length: int  # tokens per example (prompt + rationale); longer ones are truncated and counted
-    batch_size: int
-    grad_accum: int
-    bf16: bool
+    lora: Lora
+    args: SftArgs
     eval_rows: int  # per level: training rows held out for the eval loss (never trained on)
     check_rows: int  # per level: test problems in the chapter's quick accuracy check
     max_new_tokens: int
@@ -164,8 +191,8 @@ class Sft:
 @dataclass(frozen=True)
 class Engine:
     kind: str  # native | transformers | vllm: the engine benchmarks run on
-    tensor_parallel_size: int  # vllm: GPUs the target is split over
-    gpu_memory_utilization: float  # vllm: share of GPU memory it may take
+    tensor_parallel_size: int = 1  # vllm: GPUs the target is split over
+    gpu_memory_utilization: float = 0.85  # vllm: share of GPU memory it may take
     compile: bool = False  # native: torch.compile target and draft (small models on a CPU are overhead-bound)
 
 
@@ -187,7 +214,7 @@ CHOICES = {
     "teacher.kind": ("template", "gemini", "local"),
     "tokenizer.kind": ("train", "pretrained"),
     "models.kind": ("train", "pretrained"),
-    "sft.lr_scheduler": ("cosine", "linear", "constant", "constant_with_warmup"),
+    "sft.args.lr_scheduler_type": ("cosine", "linear", "constant", "constant_with_warmup"),
     "engine.kind": ("native", "transformers", "vllm"),
 }
 
@@ -211,24 +238,82 @@ def load(name: str, params_dir: Path = PARAMS) -> Profile:
 
 def _check(profile: Profile, where: str) -> None:
     for key, allowed in CHOICES.items():
-        section, field = key.split(".")
-        value = getattr(getattr(profile, section), field)
+        value = _get(profile, key)
         if value not in allowed:
             raise ProfileError(f"{where}: {key} is {value!r}; choose one of {', '.join(allowed)}")
+    for key in POSITIVE:
+        value = _get(profile, key)
+        if value is not None and not value > 0:
+            raise ProfileError(f"{where}: {key} is {value!r}; it must be above 0 (with {value!r} the stage would run on nothing)")
+    p, t = profile.problems, profile.theory
+    if profile.sft.eval_rows >= p.train_per_level:
+        raise ProfileError(
+            f"{where}: sft.eval_rows ({profile.sft.eval_rows}) holds out every training row of a level "
+            f"(problems.train_per_level is {p.train_per_level}); lower it"
+        )
+    if not all(0 < n < t.target.layers for n in t.draft_layers) or not all(k > 0 for k in t.ks):
+        raise ProfileError(
+            f"{where}: theory.draft_layers must lie between 1 and {t.target.layers - 1} (the target has "
+            f"{t.target.layers}) and theory.ks above 0; got {t.draft_layers} and {t.ks}"
+        )
     m = profile.models
     needed = ("target_shape", "draft_shape", "pretrain") if m.kind == "train" else ("target", "draft")
     missing = [f"models.{k}" for k in needed if getattr(m, k) is None]
     if missing:
         raise ProfileError(f"{where}: models.kind is {m.kind!r}, which needs {', '.join(missing)}")
     if profile.engine.compile and profile.engine.kind != "native":
-        raise ProfileError(f"{where}: engine.compile applies to the native engine only (vLLM compiles on its own); "
-                           f"set it to false or use engine.kind native")
+        raise ProfileError(
+            f"{where}: engine.compile applies to the native engine only (vLLM compiles on its own); "
+            f"set it to false or use engine.kind native"
+        )
     source = profile.problems.source
     if getattr(profile.problems, source) is None:
         raise ProfileError(f"{where}: problems.source is {source!r} but the section problems.{source} is missing")
     levels = _levels_of(profile.problems)
     if levels is not None and set(levels) != set(LEVELS):
         raise ProfileError(f"{where}: problems.{source} must define exactly the levels {', '.join(LEVELS)}; got {', '.join(levels)}")
+
+
+# Counts and sizes that must be above 0: a 0 would train, test or time nothing, silently.
+POSITIVE = (
+    "problems.train_per_level",
+    "problems.test_per_level",
+    "teacher.max_new_tokens",
+    "theory.prompts",
+    "theory.prompt_tokens",
+    "theory.max_new_tokens",
+    "theory.lossless_samples",
+    "theory.rounds",
+    "theory.timing_repeats",
+    "models.pretrain.target_steps",
+    "models.pretrain.draft_steps",
+    "models.pretrain.documents_per_level",
+    "models.pretrain.batch_size",
+    "models.pretrain.learning_rate",
+    "sft.lora.r",
+    "sft.args.learning_rate",
+    "sft.args.num_train_epochs",
+    "sft.args.per_device_train_batch_size",
+    "sft.args.gradient_accumulation_steps",
+    "sft.args.max_length",
+    "sft.eval_rows",
+    "sft.check_rows",
+    "sft.max_new_tokens",
+)
+
+
+def _get(profile: Profile, key: str):
+    """The value at a dotted key, or None where a section on the way is absent."""
+    value = profile
+    for part in key.split("."):
+        value = getattr(value, part) if value is not None else None
+    return value
+
+
+def config_hash(profile: Profile) -> str:
+    """A short hash of every value of the profile: two runs with other settings never share it."""
+    blob = json.dumps(dataclasses.asdict(profile), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
 def _levels_of(problems: Problems):
@@ -255,7 +340,7 @@ def _build(tp, value, file: str, key: str):
         kwargs = {}
         for name, f in fields.items():
             if name not in value:
-                if f.default is dataclasses.MISSING:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise ProfileError(f"{where}: missing key {name!r}")
                 continue
             kwargs[name] = _build(hints[name], value[name], file, f"{key}.{name}" if key else name)

@@ -24,8 +24,14 @@ def teacher_cod_user(question: str, cot: str) -> str:
 # The targets are tuned and queried with one system prompt per style, the same at training and at
 # inference; the CoD one is the Chain of Draft paper's instruction with this book's answer line.
 STUDENT_SYSTEM = {
-    "cot": "Solve the problem step by step, one step per line in full sentences. End with a final line "
-           "'Answer: <final answer>'.",
+    "cot": "Solve the problem step by step, one step per line in full sentences. End with a final line 'Answer: <final answer>'.",
     "cod": "Think step by step, but only keep a minimum draft for each thinking step, with 5 words at most. "
-           "End with a final line 'Answer: <final answer>'.",
+    "End with a final line 'Answer: <final answer>'.",
 }
+
+
+def chat_prompt(tokenizer, system: str, user: str) -> str:
+    """One chat turn, ready for the assistant to answer: the format of training and inference alike.
+    Qwen3's thinking block is switched off: the rationale itself is the reasoning."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)

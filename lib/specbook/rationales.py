@@ -3,30 +3,32 @@
 Writes data/<profile>/datasets/<level>/{train_cot,train_cod,test}.jsonl and a manifest whose
 summary is the chapter's report; a re-run with the same profile, inputs and code is skipped.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from specbook import jsonl, problems as problem_sources, teachers, tokens
+from specbook import jsonl, teachers, tokens
+from specbook import problems as problem_sources
 from specbook.answers import extract_answer, is_correct
-from specbook.prompts import STUDENT_SYSTEM
+from specbook.paths import Artifacts
 from specbook.profiles import LEVELS, Profile
+from specbook.prompts import STUDENT_SYSTEM
 from specbook.stages import Stage, file_hash
+from specbook.styles import COLORS, LABELS, STYLES
+from specbook.template_rules import leg_rationales
 
-STYLES = ("cot", "cod")
-STYLE_LABELS = {"cot": "CoT", "cod": "CoD"}
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 DROP_REASONS = ("teacher_error", "cot_wrong_answer", "cod_wrong_answer", "cod_not_shorter")
 # The stage reruns when any of these change, not only when the profile does.
-_CODE = ["answers.py", "problems.py", "prompts.py", "rationales.py", "teachers.py", "tokens.py"]
-
-
-def dataset_path(data_root: Path, level: str, name: str) -> Path:
-    """name: train_cot, train_cod or test."""
-    return data_root / "datasets" / level / f"{name}.jsonl"
+_CODE = ["answers.py", "problems.py", "prompts.py", "rationales.py", "teachers.py", "template_rules.py", "tokens.py"]
 
 
 def drop_reason(problem, rationales, cot_tokens: int | None, cod_tokens: int | None) -> str | None:
@@ -47,15 +49,15 @@ def drop_reason(problem, rationales, cot_tokens: int | None, cod_tokens: int | N
 
 def reference_rationale(problem) -> str:
     """Test rows carry the source's own gold solution; leg counting has none, so its CoT."""
-    return problem.solution or teachers.leg_rationales(problem.meta["animals"], problem.answer).cot
+    return problem.solution or leg_rationales(problem.meta["animals"], problem.answer).cot
 
 
-def build(profile: Profile, data_root: Path, teacher=None) -> dict:
-    """Build (or reuse) the datasets of `profile` under `data_root`; returns the report, with
+def build(profile: Profile, artifacts: Artifacts, teacher=None) -> dict:
+    """Build (or reuse) the datasets of `profile` in `artifacts`; returns the report, with
     `built_at`: the commit whose code produced its numbers (earlier than now when reused)."""
     code_dir = Path(teachers.__file__).parent
     stage = Stage(
-        data_root / "datasets",
+        artifacts.datasets,
         params={
             "seed": profile.seed,
             "problems": dataclasses.asdict(profile.problems),
@@ -65,23 +67,22 @@ def build(profile: Profile, data_root: Path, teacher=None) -> dict:
         },
     )
     if not stage.done():
-        stage.finish(_build_report(profile, data_root, teacher))
+        stage.finish(_build_report(profile, artifacts, teacher))
     return {**stage.summary(), "built_at": stage.manifest()["commit"]}
 
 
-def _build_report(profile: Profile, data_root: Path, teacher) -> dict:
-
-    pool, source_report = problem_sources.load(profile.problems, profile.seed, data_root / "cache")
+def _build_report(profile: Profile, artifacts: Artifacts, teacher) -> dict:
+    pool, source_report = problem_sources.load(profile.problems, profile.seed, artifacts.cache)
     chosen = problem_sources.split(pool, profile.problems, profile.seed)
     train = [p for p in chosen if p.split == problem_sources.TRAIN]
     test = [p for p in chosen if p.split != problem_sources.TRAIN]
 
-    teacher = teacher or teachers.make(profile.teacher, data_root / "teacher", profile.seed)
+    teacher = teacher or teachers.make(profile.teacher, profile.engine, artifacts.teacher, profile.seed)
     written = teacher.write(train)
 
     texts = [p.question for p in chosen] + [t for r in written.values() for t in (r.cot, r.cod) if t]
     texts += [STUDENT_SYSTEM[style] for style in STYLES for _ in train]  # in every training prompt: compress it
-    tokenizer = tokens.for_profile(profile.tokenizer, texts, data_root / "models" / "tokenizer")
+    tokenizer = tokens.for_profile(profile.tokenizer, texts, artifacts.tokenizer)
 
     complete = [p for p in train if written[p.id].cot and written[p.id].cod]
     counts = tokens.count(tokenizer, [t for p in complete for t in (written[p.id].cot, written[p.id].cod)])
@@ -105,20 +106,25 @@ def _build_report(profile: Profile, data_root: Path, teacher) -> dict:
     files = {}
     for level in LEVELS:
         for style in STYLES:
-            path = dataset_path(data_root, level, f"train_{style}")
+            path = artifacts.dataset(level, f"train_{style}")
             rows = [
-                {**{k: getattr(p, k) for k in base}, "style": style, "rationale": getattr(r, style),
-                 "rationale_tokens": cot_n if style == "cot" else cod_n}
+                {
+                    **{k: getattr(p, k) for k in base},
+                    "style": style,
+                    "rationale": getattr(r, style),
+                    "rationale_tokens": cot_n if style == "cot" else cod_n,
+                }
                 for p, r, cot_n, cod_n in kept[level]
             ]
-            files[f"{level}/train_{style}"] = str(jsonl.write(path, rows).relative_to(data_root))
+            files[f"{level}/train_{style}"] = str(jsonl.write(path, rows).relative_to(artifacts.root))
         level_test = [p for p in test if p.level == level]
         refs = [reference_rationale(p) for p in level_test]
         test_rows = [
             {**{k: getattr(p, k) for k in base}, "test_set": p.split, "rationale": ref, "rationale_tokens": n}
-            for p, ref, n in zip(level_test, refs, tokens.count(tokenizer, refs) if refs else [])
+            for p, ref, n in zip(level_test, refs, tokens.count(tokenizer, refs) if refs else [], strict=True)
         ]
-        files[f"{level}/test"] = str(jsonl.write(dataset_path(data_root, level, "test"), test_rows).relative_to(data_root))
+        test_file = jsonl.write(artifacts.dataset(level, "test"), test_rows)
+        files[f"{level}/test"] = str(test_file.relative_to(artifacts.root))
 
     leaks = problem_sources.leaked([p.to_row() for p in train], [p.to_row() for p in test])
     if leaks:
@@ -132,16 +138,23 @@ def _build_report(profile: Profile, data_root: Path, teacher) -> dict:
         "levels": [_level_stats(level, train, test, kept[level], drops) for level in LEVELS],
         "cod_rules_steps": dict(rules),
         "cod_rules_rows": dict(rows_by_rule),
-        "examples": {level: {"question": kept[level][0][0].question, "cot": kept[level][0][1].cot, "cod": kept[level][0][1].cod}
-                     for level in LEVELS if kept[level]},
+        "examples": {
+            level: {"question": kept[level][0][0].question, "cot": kept[level][0][1].cot, "cod": kept[level][0][1].cod}
+            for level in LEVELS
+            if kept[level]
+        },
         "files": files,
     }
     return report
 
 
 # From the weakest rule to the strongest: a row is labelled by the weakest any of its steps needed.
-_ROW_RULES = {"note": "some step only a note", "inline": "equation taken from the sentence",
-              "tag": "calculator tags only", "metadata": "written from metadata"}
+_ROW_RULES = {
+    "note": "some step only a note",
+    "inline": "equation taken from the sentence",
+    "tag": "calculator tags only",
+    "metadata": "written from metadata",
+}
 
 
 def _row_rule(rules: dict) -> str:
@@ -164,26 +177,25 @@ def _level_stats(level, train, test, kept, drops) -> dict:
     }
 
 
-def load_rows(data_root: Path, level: str, name: str) -> list[dict]:
-    return jsonl.read(dataset_path(data_root, level, name))
+def load_rows(artifacts: Artifacts, level: str, name: str) -> list[dict]:
+    """One dataset file of chapter 01 (name: train_cot, train_cod or test)."""
+    return jsonl.read(artifacts.dataset(level, name))
 
 
-def plot_token_lengths(data_root: Path):
+def plot_token_lengths(artifacts: Artifacts) -> Figure:
     """Histograms of rationale length in tokens, CoT against CoD, one panel per level."""
     import matplotlib.pyplot as plt
 
-    from specbook.figures import STYLE_COLORS
-
     fig, axes = plt.subplots(1, len(LEVELS), figsize=(4 * len(LEVELS), 3.2), sharey=False)
-    for ax, level in zip(axes, LEVELS):
-        lengths = {s: [r["rationale_tokens"] for r in load_rows(data_root, level, f"train_{s}")] for s in STYLES}
+    for ax, level in zip(axes, LEVELS, strict=True):
+        lengths = {s: [r["rationale_tokens"] for r in load_rows(artifacts, level, f"train_{s}")] for s in STYLES}
         top = max([max(v) for v in lengths.values() if v] + [1])
         bins = np.linspace(0, top, 30)
         for style in STYLES:
             values = lengths[style]
-            name = STYLE_LABELS[style]
+            name = LABELS[style]
             label = f"{name} (mean {np.mean(values):.0f})" if values else name
-            ax.hist(values, bins=bins, alpha=0.6, color=STYLE_COLORS[style], label=label)
+            ax.hist(values, bins=bins, alpha=0.6, color=COLORS[style], label=label)
         ax.set_title(level)
         ax.set_xlabel("tokens per rationale")
         ax.legend()

@@ -5,6 +5,7 @@ and the cache once, and does about 2 FLOPs per weight per token plus attention. 
 small n the bytes dominate: the time is bytes / bandwidth, nearly independent of n, which is why
 verifying K draft tokens in one pass costs about as much as generating one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,10 +22,12 @@ class Architecture:
 
 
 # From the models' config.json on the Hugging Face Hub.
-QWEN3_14B = Architecture("Qwen3-14B", ModelShape(layers=40, hidden=5120, mlp=17408, heads=40, kv_heads=8, head_dim=128),
-                         vocab=151936, tied_embeddings=False)
-QWEN3_0_6B = Architecture("Qwen3-0.6B", ModelShape(layers=28, hidden=1024, mlp=3072, heads=16, kv_heads=8, head_dim=128),
-                          vocab=151936, tied_embeddings=True)
+QWEN3_14B = Architecture(
+    "Qwen3-14B", ModelShape(layers=40, hidden=5120, mlp=17408, heads=40, kv_heads=8, head_dim=128), vocab=151936, tied_embeddings=False
+)
+QWEN3_0_6B = Architecture(
+    "Qwen3-0.6B", ModelShape(layers=28, hidden=1024, mlp=3072, heads=16, kv_heads=8, head_dim=128), vocab=151936, tied_embeddings=True
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """Seeds and provenance: every number the book shows says which profile and commit made it."""
+
 from __future__ import annotations
 
 import random
@@ -21,6 +22,7 @@ def seed_everything(seed: int) -> None:
 
 def commit() -> str:
     """The checkout's commit, with '+dirty' when the work tree has uncommitted changes."""
+
     def git(*args):
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout.strip()
 
@@ -33,5 +35,8 @@ def commit() -> str:
 
 
 def stamp(profile: str) -> str:
-    """One line to print under every table and figure."""
-    return f"profile {profile} · commit {commit()}"
+    """One line to print under every table and figure: the profile, a hash of all its values (two
+    runs with other settings differ) and the commit."""
+    from specbook import profiles
+
+    return f"profile {profile} · config {profiles.config_hash(profiles.load(profile))} · commit {commit()}"

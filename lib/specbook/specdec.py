@@ -9,6 +9,7 @@ keep their KV caches across steps and roll them back past rejected tokens.
 Greedy decoding is the same algorithm with one-hot distributions: a proposal is accepted exactly
 when it is the target's argmax, and the residual is the target's argmax.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,24 +33,11 @@ def check_pair(target_config, draft_config) -> None:
         )
 
 
-def early_exit_draft(target, layers: int):
-    """A draft made of the target's first `layers` decoder layers, its final norm and its head
-    (self-speculation, as in Draft & Verify and LayerSkip): same vocabulary, a fraction of the cost."""
-    import copy
-
-    draft = copy.deepcopy(target)
-    draft.model.layers = draft.model.layers[:layers]
-    draft.config.num_hidden_layers = layers
-    if hasattr(draft.config, "layer_types") and draft.config.layer_types is not None:
-        draft.config.layer_types = draft.config.layer_types[:layers]
-    return draft.eval()
-
-
-def compiled(model):
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
     """`model` with its forward pass compiled by `torch.compile` (the model itself is left as it is).
 
     A small model decoding on a CPU spends most of a step in per-call overhead, which compiling
-    cuts 1.5-2x. Shapes are dynamic from the start (prompt length and KV cache change every call).
+    cuts substantially (chapter 02 measures it). Shapes are dynamic from the start (prompt length and KV cache change every call).
     Models of one architecture and size share their compiled graphs (prompt, one token, several
     tokens), built here, before any timed call. Past the recompile limit torch would silently fall
     back to eager code and slow every number down, so that fails loudly instead.
@@ -124,9 +112,18 @@ class _Cached:
 
 
 @torch.inference_mode()
-def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, temperature: float = 0.0,
-             top_p: float = 1.0, eos_token_ids: set[int] | frozenset = frozenset(), seed: int = 0,
-             stop: Callable[[list[int]], int | None] | None = None) -> SpeculativeResult:
+def generate(
+    target,
+    draft,
+    prompt_ids: list[int],
+    k: int,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    eos_token_ids: set[int] | frozenset = frozenset(),
+    seed: int = 0,
+    stop: Callable[[list[int]], int | None] | None = None,
+) -> SpeculativeResult:
     """Speculative decoding of one prompt. k=0 (or draft=None) is plain target decoding through the
     same code path, so that speedups compare like with like. `stop(new_ids)`, if given, returns
     how many of the new tokens to keep once a stop condition (a stop string) is met, else None."""
@@ -147,14 +144,14 @@ def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, 
         kk = min(k, room - 1)  # never propose tokens that could not be emitted
         proposals, q_dists = [], []
         if kk:
-            logits = drf.forward(seq[drf.length:])[-1]
+            logits = drf.forward(seq[drf.length :])[-1]
             for i in range(kk):
                 q = probabilities(logits, temperature, top_p)
                 proposals.append(draw(q))
                 q_dists.append(q)
                 if i < kk - 1:
                     logits = drf.forward([proposals[-1]])[-1]
-        p_dists = probabilities(tgt.forward(seq[tgt.length:] + proposals)[-(kk + 1):], temperature, top_p)
+        p_dists = probabilities(tgt.forward(seq[tgt.length :] + proposals)[-(kk + 1) :], temperature, top_p)
         n_accepted, token = 0, None
         for i, x in enumerate(proposals):
             ratio = (p_dists[i, x] / q_dists[i][x]).item()
@@ -181,7 +178,7 @@ def generate(target, draft, prompt_ids: list[int], k: int, max_new_tokens: int, 
         if result.steps == 1:
             result.ttft_s = time.perf_counter() - start
         if stop is not None and (keep := stop(seq[n_prompt:])) is not None:
-            del seq[n_prompt + keep:]
+            del seq[n_prompt + keep :]
             result.finish_reason = "stop"
         if result.finish_reason == "stop":
             break

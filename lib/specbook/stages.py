@@ -1,5 +1,6 @@
 """Idempotent stages: a manifest records a stage's parameters and input hashes; a re-run with the
 same ones is skipped, a changed one reruns. Deleting a stage's folder reruns it too."""
+
 from __future__ import annotations
 
 import hashlib

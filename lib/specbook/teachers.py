@@ -1,189 +1,24 @@
 """Teachers write a Chain of Thought (CoT) and a Chain of Draft (CoD) for every problem.
 
 One interface, `teacher.write(problems) -> {id: Rationales}`, three teachers:
-- TemplateTeacher (offline): CoT is the gold solution in one plain format; CoD one terse draft
-  per step. For leg counting both are written from the example's metadata.
+- TemplateTeacher (offline): the rules of `template_rules`, from the gold solution or the metadata.
 - GeminiTeacher: the Gemini Batch API writes the CoT, then summarises each correct CoT to a CoD.
-- LocalModelTeacher: the same two passes through a local model and the generation engine.
+- LocalModelTeacher: the same two passes through a local model and the profile's generation engine.
 """
+
 from __future__ import annotations
 
-import ast
-import math
-import operator
-import re
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from specbook import jsonl, prompts
-from specbook.answers import extract_answer, final_answer_line, is_correct
-from specbook.problems import Problem, solution_steps
+from specbook import prompts
+from specbook.answers import extract_answer, is_correct
+from specbook.problems import Problem
+from specbook.template_rules import Rationales, gsm_rationales, leg_rationales
 
-
-@dataclass
-class Rationales:
-    cot: str | None
-    cod: str | None
-    error: str | None = None  # why the teacher wrote nothing usable
-    rules: dict = field(default_factory=dict)  # template teacher: how each CoD step was derived
-
-
-# ------------------------------------------------------------------ arithmetic checks
-
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-
-
-def evaluate(expression: str) -> float | None:
-    """Value of a plain arithmetic expression (+ - * / parentheses, n% = n/100); None otherwise."""
-    text = re.sub(r"(\d+(?:\.\d+)?)\s*%", r"(\1/100)", expression.replace(",", ""))
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        return None
-
-    def walk(node):
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return float(node.value)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](walk(node.left), walk(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            value = walk(node.operand)
-            return -value if isinstance(node.op, ast.USub) else value
-        raise ValueError
-
-    try:
-        return walk(tree.body)
-    except (ValueError, ZeroDivisionError, TypeError):
-        return None
-
-
-def equation_holds(equation: str) -> bool:
-    """Every side of `a = b (= c ...)` evaluates to the same number (GSM rounds to cents)."""
-    sides = equation.split("=")
-    values = [evaluate(s) for s in sides]
-    if len(sides) < 2 or any(v is None for v in values):
-        return False
-    return all(math.isclose(v, values[-1], rel_tol=1e-3, abs_tol=0.006) for v in values)
-
-
-# ------------------------------------------------------------------ GSM-format solutions
-
-_TAG = re.compile(r"<<([^<>]*)>>")
-_LATEX = [
-    (re.compile(r"\\frac\{([^{}]*)\}\{([^{}]*)\}"), r"(\1)/(\2)"),
-    (re.compile(r"\\text\{([^{}]*)\}"), r"\1"),
-    (re.compile(r"\\(times|cdot)"), "*"),
-    (re.compile(r"\\div"), "/"),
-    (re.compile(r"\\%"), "%"),
-    (re.compile(r"\\\$"), "$"),
-    (re.compile(r"\\[()\[\]]"), ""),
-]
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
-_NUM = re.compile(r"\d")
-
-
-def _clean(text: str) -> str:
-    for pattern, replacement in _LATEX:
-        text = pattern.sub(replacement, text)
-    return " ".join(text.split())
-
-
-def _compact(equation: str) -> str:
-    return re.sub(r"\s+", "", equation).replace("$", "").replace("£", "").replace("€", "")
-
-
-def inline_equations(sentence: str) -> list[str]:
-    """Arithmetic equations written out in a sentence ('15 foot / 30 feet * 100% = 50%' ->
-    '15/30*100%=50%'), kept only when they hold."""
-    s = re.sub(r"[$£€]", "", sentence)
-    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
-    s = re.sub(r"(?<=\d)\s*[x×]\s*(?=\d)", "*", s).replace("÷", "/").replace("−", "-")
-    s = re.sub(r"[A-Za-z]+/[A-Za-z]+|/[A-Za-z]+", " ", s)  # units such as inches/foot, /day
-    s = re.sub(r"(?<=[\d)])\s*\(", "*(", s)  # 2(32+9) -> 2*(32+9)
-    s = re.sub(r"[A-Za-z][A-Za-z'’-]*", " ", s)  # words go, numbers and operators stay
-    found = []
-    for run in re.findall(r"[\d.()+\-*/%=\s]+", s):
-        tokens = re.findall(r"\d+(?:\.\d+)?%?|[()+\-*/=]", run)
-        if "=" not in tokens:
-            continue
-        # The result is the first number after the last '='; numbers left of the equation that
-        # came from other words ('the 94-minute call costs 17 + 12 = 29') are trimmed off.
-        last_eq = len(tokens) - 1 - tokens[::-1].index("=")
-        tokens = tokens[: last_eq + 2]
-        for start in range(last_eq):
-            equation = "".join(tokens[start:])
-            if equation_holds(equation):
-                found.append(equation)
-                break
-    return found
-
-
-def number_draft(sentence: str, max_words: int = 5) -> str:
-    """A terse note for a step that has numbers but no checkable equation: the clause with the
-    first number, from two words before it, at most `max_words` words besides the numbers."""
-    clauses = [c for c in re.split(r"[,;:]", sentence) if _NUM.search(c)]
-    words = clauses[0].strip().rstrip(".").split()
-    first = next(i for i, w in enumerate(words) if _NUM.search(w))
-    kept, count = [], 0
-    for w in words[max(0, first - 2):]:
-        is_number = bool(_NUM.search(w))
-        if not is_number and count >= max_words:
-            break
-        count += not is_number
-        kept.append(w)
-    return " ".join(kept)
-
-
-def gsm_rationales(solution: str, answer: str) -> Rationales:
-    """CoT: the gold solution with calculator tags and LaTeX removed, one step per line, then the
-    answer line. CoD: per step its equation from the calculator tags ('tag'), else the equation
-    written in the sentence itself ('inline'), else a short note of its numbers ('note'); steps
-    without numbers are left out ('skipped'). Every equation is checked before it is used."""
-    cot_lines, cod_lines, rules = [], [], Counter()
-    for line in solution_steps(solution):
-        for sentence in _SENTENCE_END.split(line):
-            tags = [_compact(_clean(t)) for t in _TAG.findall(sentence)]
-            text = _clean(_TAG.sub("", sentence))
-            if not text:
-                continue
-            cot_lines.append(text)
-            tagged = [t for t in tags if equation_holds(t)]
-            if tagged:
-                cod_lines.append("; ".join(tagged))
-                rules["tag"] += 1
-            elif equations := inline_equations(text):
-                cod_lines.append("; ".join(equations))
-                rules["inline"] += 1
-            elif _NUM.search(text):
-                cod_lines.append(number_draft(text))
-                rules["note"] += 1
-            else:
-                rules["skipped"] += 1
-    end = final_answer_line(answer)
-    return Rationales(cot="\n".join(cot_lines + [end]), cod="\n".join(cod_lines + [end]), rules=dict(rules))
-
-
-# ------------------------------------------------------------------ leg counting
-
-def leg_rationales(animals: dict[str, int], answer: str) -> Rationales:
-    """One line per animal kind, then the sum; legs per animal from reasoning-gym's own table."""
-    from reasoning_gym.arithmetic.leg_counting import ANIMALS
-
-    cot, cod, products = [], [], []
-    for animal, count in animals.items():
-        legs = ANIMALS[animal]
-        products.append(count * legs)
-        name = f"{count} {animal}{'s' if count > 1 else ''}"  # as the question writes it
-        cot.append(f"{name} have {count} * {legs} = {count * legs} legs." if count > 1 else f"{name} has {legs} legs.")
-        cod.append(f"{animal} {count}*{legs}={count * legs}")
-    total = sum(products)
-    if len(products) > 1:
-        cot.append(f"Total: {' + '.join(map(str, products))} = {total} legs.")
-        cod.append(f"{'+'.join(map(str, products))}={total}")
-    end = final_answer_line(answer)
-    return Rationales(cot="\n".join(cot + [end]), cod="\n".join(cod + [end]), rules={"metadata": 1})
+if TYPE_CHECKING:
+    from specbook.profiles import Engine, Teacher
 
 
 class TemplateTeacher:
@@ -206,16 +41,16 @@ class TemplateTeacher:
 
 # ------------------------------------------------------------------ model teachers
 
+
 def _two_pass(problems: list[Problem], generate) -> dict[str, Rationales]:
     """CoT for every problem, then a CoD summary of each CoT whose answer is right.
     `generate(stage, [(key, system, user)]) -> {key: {'text'} | {'error'}}`."""
     by_id = {p.id: p for p in problems}
     cot = generate("cot", [(p.id, prompts.TEACHER_COT_SYSTEM, prompts.teacher_cot_user(p.question)) for p in problems])
-    correct = [
-        p for p in problems
-        if "text" in cot.get(p.id, {}) and is_correct(extract_answer(cot[p.id]["text"]), p.answer)
-    ]
-    cod = generate("cod", [(p.id, prompts.TEACHER_COD_SYSTEM, prompts.teacher_cod_user(p.question, cot[p.id]["text"].strip())) for p in correct])
+    correct = [p for p in problems if "text" in cot.get(p.id, {}) and is_correct(extract_answer(cot[p.id]["text"]), p.answer)]
+    cod = generate(
+        "cod", [(p.id, prompts.TEACHER_COD_SYSTEM, prompts.teacher_cod_user(p.question, cot[p.id]["text"].strip())) for p in correct]
+    )
     out = {}
     for pid in by_id:
         c, d = cot.get(pid, {}), cod.get(pid, {})
@@ -233,7 +68,9 @@ class GeminiTeacher:
 
     name = "gemini"
 
-    def __init__(self, model: str, workdir: Path, temperature: float, max_new_tokens: int, poll_seconds: float, client=None, sleep=time.sleep):
+    def __init__(
+        self, model: str, workdir: Path, temperature: float, max_new_tokens: int, poll_seconds: float, client=None, sleep=time.sleep
+    ):
         from specbook import gemini
 
         self.client = client if client is not None else gemini.make_client()
@@ -248,13 +85,13 @@ class GeminiTeacher:
         runner = gemini.BatchRunner(self.client, self.model, self.workdir / stage, self.poll_seconds, sleep=self.sleep)
         return runner.run(requests)
 
-    def write(self, problems):
+    def write(self, problems: list[Problem]) -> dict[str, Rationales]:
         return _two_pass(problems, self._generate)
 
 
 class LocalModelTeacher:
-    """CoT then CoD from a local model through the generation engine (no API key needed).
-    Results are appended per prompt, so an interrupted run resumes where it stopped."""
+    """CoT then CoD from a local model through a generation engine (no API key needed). Each
+    answer is appended as it is made (`engines.generate_resumable`), so an interrupted run resumes."""
 
     name = "local"
 
@@ -265,29 +102,22 @@ class LocalModelTeacher:
         self.sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
 
     def _generate(self, stage, items):
-        from specbook.engines import chat_prompt
+        from specbook.engines import generate_resumable
 
-        path = self.workdir / stage / "results.jsonl"
-        done = {r["key"]: r for r in jsonl.read(path, torn_tail_ok=True)}
-        for key, system, user in items:
-            if key in done:
-                continue
-            (generation,) = self.engine.generate([chat_prompt(self.engine.tokenizer, system, user)], self.sampling)
-            row = {"key": key, "text": generation.text} if generation.finish_reason == "stop" else {"key": key, "error": "hit max_new_tokens"}
-            jsonl.append(path, [row])
-            done[key] = row
-        return {key: done[key] for key, _, _ in items}
+        keyed = [(key, prompts.chat_prompt(self.engine.tokenizer, system, user)) for key, system, user in items]
+        rows = generate_resumable(self.engine, keyed, self.sampling, self.workdir / stage / "results.jsonl", desc=f"local teacher, {stage}")
+        return {key: {"text": r["text"]} if r["finish_reason"] == "stop" else {"error": "hit max_new_tokens"} for key, r in rows.items()}
 
-    def write(self, problems):
+    def write(self, problems: list[Problem]) -> dict[str, Rationales]:
         return _two_pass(problems, self._generate)
 
 
-def make(cfg, workdir: Path, seed: int):
-    """The profile's teacher (profiles.Teacher)."""
+def make(cfg: Teacher, engine_cfg: Engine, workdir: Path, seed: int) -> TemplateTeacher | GeminiTeacher | LocalModelTeacher:
+    """The profile's teacher (profiles.Teacher); a local model runs on the profile's engine (profiles.Engine)."""
     if cfg.kind == "template":
         return TemplateTeacher()
     if cfg.kind == "gemini":
         return GeminiTeacher(cfg.model, workdir / "gemini", cfg.temperature, cfg.max_new_tokens, cfg.poll_seconds)
-    from specbook.engines import TransformersEngine
+    from specbook import engines
 
-    return LocalModelTeacher(TransformersEngine.load(cfg.model), workdir / "local", cfg.max_new_tokens, cfg.temperature, seed)
+    return LocalModelTeacher(engines.make(engine_cfg, cfg.model, seed), workdir / "local", cfg.max_new_tokens, cfg.temperature, seed)

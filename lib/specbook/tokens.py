@@ -1,11 +1,18 @@
 """Tokenizers: the profile's own (Qwen3's at full scale) or one trained here for the offline
 profiles, a byte-level BPE with Qwen's special tokens and a Qwen-style chat template."""
+
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from specbook.stages import Stage
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+    from specbook import profiles
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Qwen's ChatML layout, without Qwen3's tool-calling branches.
@@ -17,16 +24,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, split_digits: bool):
+def train_tokenizer(texts: list[str], vocab_size: int, split_digits: bool) -> PreTrainedTokenizerFast:
     """A byte-level BPE trained on `texts`; with split_digits every digit is its own token."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.pre_tokenizer = (
-        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level]) if split_digits else byte_level
-    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level]) if split_digits else byte_level
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -40,7 +45,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, split_digits: bool):
     return fast
 
 
-def for_profile(cfg, texts: list[str], directory: Path):
+def for_profile(cfg: profiles.Tokenizer, texts: list[str], directory: Path) -> PreTrainedTokenizerBase:
     """The profile's tokenizer (profiles.Tokenizer). A trained one is cached in `directory` and
     retrained only when its settings or its texts change."""
     from transformers import AutoTokenizer

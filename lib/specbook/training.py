@@ -2,7 +2,7 @@
 
 One chat format for training and inference: the style's system prompt, the question as the user
 turn, the rationale as the assistant turn ending with <|im_end|>. The prompt is rendered by
-`engines.chat_prompt`, the function every engine's caller uses, with Qwen3's thinking switched
+`prompts.chat_prompt`, the function every engine's caller uses, with Qwen3's thinking switched
 off (`enable_thinking=False`: Qwen3's template then puts an empty <think></think> block in the
 prompt, at training and at inference alike). Loss falls on the assistant tokens only.
 
@@ -10,16 +10,20 @@ Two backends, one data path (pre-tokenized rows with a completion mask, trained 
 SFTTrainer): Unsloth (`FastLanguageModel`) when a CUDA GPU and unsloth are present, else
 transformers + peft. The choice is returned and shown, never silent.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from specbook.engines import chat_prompt
-from specbook.prompts import STUDENT_SYSTEM
+from specbook.prompts import STUDENT_SYSTEM, chat_prompt
 from specbook.stages import Stage, file_hash
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def encode(tokenizer, question: str, rationale: str, style: str, max_length: int) -> dict:
@@ -41,39 +45,61 @@ def backend() -> str:
 
 
 def lora_kwargs(cfg) -> dict:
-    """LoRA settings (profiles.Sft), as peft's LoraConfig and Unsloth's get_peft_model take them."""
-    return {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
-            "target_modules": list(cfg.target_modules), "modules_to_save": list(cfg.modules_to_save) or None, "bias": "none"}
+    """peft's LoraConfig (and Unsloth's get_peft_model) arguments from the profile's `sft.lora`."""
+    return {**dataclasses.asdict(cfg), "modules_to_save": list(cfg.modules_to_save) or None, "bias": "none"}
 
 
 def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_steps: int = 10) -> dict:
-    """TRL SFTConfig arguments (profiles.Sft). The rows arrive tokenized with a completion mask,
-    so `completion_only_loss` puts the loss on the rationale alone. `checkpointing`: activation
-    checkpointing by transformers (on a GPU without Unsloth, which brings its own)."""
+    """TRL SFTConfig arguments: the profile's `sft.args` as they are, and what every run shares. The
+    rows arrive tokenized with a completion mask, so `completion_only_loss` puts the loss on the
+    rationale alone. `checkpointing`: activation checkpointing by transformers (on a GPU without
+    Unsloth, which brings its own)."""
     return {
-        "output_dir": str(output_dir), "learning_rate": cfg.learning_rate, "lr_scheduler_type": cfg.lr_scheduler,
-        "warmup_steps": cfg.warmup_ratio,  # transformers 5: a value below 1 is a share of all steps
-        # Random batches. Grouping them by length saves ~9 % padding here but left the tiny CoT target
-        # at held-out loss 0.52 instead of 0.04 after the same 3 epochs (batches of one length are of one kind).
-        "num_train_epochs": cfg.epochs, "per_device_train_batch_size": cfg.batch_size,
-        "per_device_eval_batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.grad_accum,
-        "bf16": cfg.bf16, "max_length": cfg.max_length, "completion_only_loss": True,
-        "activation_checkpointing": checkpointing, "eval_strategy": "epoch", "logging_steps": logging_steps, "save_strategy": "steps",
-        "save_steps": 200, "save_total_limit": 1, "report_to": "none", "seed": seed, "data_seed": seed,
+        **dataclasses.asdict(cfg.args),
+        "output_dir": str(output_dir),
+        # Random batches. Grouping them by length saves some padding but left the tiny CoT target
+        # at a held-out loss several times higher after the same 3 epochs (batches of one length are of one kind).
+        "per_device_eval_batch_size": cfg.args.per_device_train_batch_size,
+        "completion_only_loss": True,
+        "activation_checkpointing": checkpointing,
+        "eval_strategy": "epoch",
+        "logging_steps": logging_steps,
+        "save_strategy": "steps",
+        "save_steps": 200,
+        "save_total_limit": 1,
+        "report_to": "none",
+        "seed": seed,
+        "data_seed": seed,
         "disable_tqdm": False,
     }
 
 
-def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict], style: str, cfg, out_dir: Path,
-             seed: int) -> dict:
+def split_held_out(rows: list[dict], n: int) -> tuple[list[dict], list[dict]]:
+    """The rows to train on and the last `n`, held out for the evaluation loss."""
+    if not 0 < n < len(rows):
+        raise ValueError(
+            f"sft.eval_rows is {n} but the level has {len(rows)} training rows: hold out at least one and keep at least one to train on"
+        )
+    return rows[:-n], rows[-n:]
+
+
+def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict], style: str, cfg, out_dir: Path, seed: int) -> dict:
     """Train a LoRA adapter of `base` on rows (question, rationale) and save it to out_dir.
     Skipped when out_dir holds an adapter made from the same base, data and settings; an
     interrupted run resumes from its last checkpoint."""
     out_dir = Path(out_dir)
     base_files = [p for p in Path(base).glob("*.safetensors")] if Path(base).is_dir() else []
-    stage = Stage(out_dir, params={"base": base, "style": style, "sft": dataclasses.asdict(cfg), "seed": seed,
-                                   "rows": _rows_digest(train_rows, eval_rows),
-                                   "base_weights": {p.name: file_hash(p) for p in base_files}})
+    stage = Stage(
+        out_dir,
+        params={
+            "base": base,
+            "style": style,
+            "sft": dataclasses.asdict(cfg),
+            "seed": seed,
+            "rows": _rows_digest(train_rows, eval_rows),
+            "base_weights": {p.name: file_hash(p) for p in base_files},
+        },
+    )
     if stage.done():
         return {**stage.summary(), "built_at": stage.manifest()["commit"]}
     which = backend()
@@ -83,29 +109,34 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    train = [encode(tokenizer, r["question"], r["rationale"], style, cfg.max_length) for r in train_rows]
-    held_out = [encode(tokenizer, r["question"], r["rationale"], style, cfg.max_length) for r in eval_rows]
+    args = cfg.args
+    train = [encode(tokenizer, r["question"], r["rationale"], style, args.max_length) for r in train_rows]
+    held_out = [encode(tokenizer, r["question"], r["rationale"], style, args.max_length) for r in eval_rows]
     truncated = sum(e.pop("truncated") for e in train + held_out)
     checkpoints = out_dir / "checkpoints"
-    total_steps = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accum)) * cfg.epochs
+    total_steps = math.ceil(len(train) / (args.per_device_train_batch_size * args.gradient_accumulation_steps)) * args.num_train_epochs
     checkpointing = which == "peft" and torch.cuda.is_available()
-    args = SFTConfig(**sft_kwargs(cfg, checkpoints, seed, checkpointing, max(1, int(total_steps // 40))))
+    sft_config = SFTConfig(**sft_kwargs(cfg, checkpoints, seed, checkpointing, max(1, int(total_steps // 40))))
     if which == "unsloth":
         from unsloth import FastLanguageModel
 
-        model, _ = FastLanguageModel.from_pretrained(model_name=base, max_seq_length=cfg.max_length, dtype=None,
-                                                     load_in_4bit=False)
-        model = FastLanguageModel.get_peft_model(model, **lora_kwargs(cfg), use_gradient_checkpointing="unsloth",
-                                                 random_state=seed)
+        model, _ = FastLanguageModel.from_pretrained(model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False)
+        model = FastLanguageModel.get_peft_model(model, **lora_kwargs(cfg.lora), use_gradient_checkpointing="unsloth", random_state=seed)
         peft_config = None
     else:
         from peft import LoraConfig
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
-        peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
-                         eval_dataset=Dataset.from_list(held_out), processing_class=tokenizer, peft_config=peft_config)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+        peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config,
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(held_out),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=any(checkpoints.glob("checkpoint-*")))
     seconds = time.perf_counter() - start
@@ -113,7 +144,11 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
     tokenizer.save_pretrained(out_dir)
     history = trainer.state.log_history
     summary = {
-        "backend": which, "seconds": seconds, "train_rows": len(train), "eval_rows": len(held_out), "truncated": truncated,
+        "backend": which,
+        "seconds": seconds,
+        "train_rows": len(train),
+        "eval_rows": len(held_out),
+        "truncated": truncated,
         "train_tokens": sum(sum(e["completion_mask"]) for e in train),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
@@ -134,7 +169,7 @@ def _rows_digest(*row_lists) -> str:
     return h.hexdigest()
 
 
-def merged(adapter_dir: str | Path):
+def merged(adapter_dir: str | Path) -> PreTrainedModel:
     """The base model with the LoRA adapter folded into its weights (in memory), for engines that
     take a plain model."""
     from peft import AutoPeftModelForCausalLM

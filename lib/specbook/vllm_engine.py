@@ -1,0 +1,154 @@
+"""vLLM on a GPU, behind the engines' interface (`engine.generate(prompts, sampling, speculative)`).
+
+One `vllm.LLM` per speculation setting (vLLM fixes it at construction); counters and time to first
+token come from `LLM.get_metrics()`, read before and after each request and subtracted. The
+functions that build vLLM's arguments and read its metrics are pure, and tested without a GPU.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+from tqdm import tqdm
+
+from specbook import specdec
+from specbook.engines import Generation, Sampling, Speculative, check_draft_tokenizer, prompt_token_ids
+
+# --- vLLM -------------------------------------------------------------------------------------
+
+
+def vllm_speculative_config(speculative: Speculative | None) -> dict | None:
+    """vLLM's `speculative_config` for a speculation setting (None: plain decoding)."""
+    if speculative is None:
+        return None
+    if speculative.method == "draft_model":
+        if not isinstance(speculative.draft, str):
+            raise ValueError("vLLM loads the draft itself: give `draft` as a path or Hub id, not a model object")
+        return {"method": "draft_model", "model": speculative.draft, "num_speculative_tokens": speculative.k}
+    # prompt_lookup_min 1 matches transformers' prompt lookup, which tries n = ngram_max down to 1
+    return {"method": "ngram", "num_speculative_tokens": speculative.k, "prompt_lookup_max": speculative.ngram_max, "prompt_lookup_min": 1}
+
+
+def vllm_llm_kwargs(
+    model: str, speculative: Speculative | None, tensor_parallel_size: int, gpu_memory_utilization: float, seed: int
+) -> dict:
+    """Arguments of `vllm.LLM(...)`. Stats logging stays on: `get_metrics()` needs it."""
+    return {
+        "model": model,
+        "tensor_parallel_size": tensor_parallel_size,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "seed": seed,
+        "speculative_config": vllm_speculative_config(speculative),
+        "disable_log_stats": False,
+    }
+
+
+def vllm_sampling_kwargs(sampling: Sampling, seed: int) -> dict:
+    """Arguments of `vllm.SamplingParams(...)` for one request."""
+    return {
+        "max_tokens": sampling.max_new_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "seed": seed,
+        "stop": list(sampling.stop),
+    }
+
+
+def _metric_totals(metrics) -> dict:
+    """Sums of the metrics the book reads, over label sets (one per engine under data parallelism).
+    `metrics` is what `LLM.get_metrics()` returns: objects with name and value, values (Vector) or sum (Histogram)."""
+    totals = {"steps": 0, "proposed": 0, "accepted": 0, "accepted_at": [], "ttft_s": 0.0}
+    names = {
+        "vllm:spec_decode_num_drafts": "steps",
+        "vllm:spec_decode_num_draft_tokens": "proposed",
+        "vllm:spec_decode_num_accepted_tokens": "accepted",
+    }
+    for m in metrics:
+        if m.name in names:
+            totals[names[m.name]] += m.value
+        elif m.name == "vllm:spec_decode_num_accepted_tokens_per_pos":
+            at = totals["accepted_at"]
+            at.extend([0] * (len(m.values) - len(at)))
+            for i, v in enumerate(m.values):
+                at[i] += v
+        elif m.name == "vllm:time_to_first_token_seconds":
+            totals["ttft_s"] += m.sum
+    return totals
+
+
+def vllm_counters(before, after) -> dict:
+    """Speculative counters and time to first token of what ran between two `get_metrics()` snapshots."""
+    b, a = _metric_totals(before), _metric_totals(after)
+    at_before = b["accepted_at"] + [0] * (len(a["accepted_at"]) - len(b["accepted_at"]))
+    return {
+        "steps": a["steps"] - b["steps"],
+        "proposed": a["proposed"] - b["proposed"],
+        "accepted": a["accepted"] - b["accepted"],
+        "accepted_at": [x - y for x, y in zip(a["accepted_at"], at_before, strict=True)],
+        "ttft_s": a["ttft_s"] - b["ttft_s"],
+    }
+
+
+class VllmEngine:
+    """vLLM on a GPU. One `vllm.LLM` per speculation setting (vLLM fixes it at construction); the
+    previous one is released first so that a 14B target fits once."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85, seed: int = 0):
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.model, self.tensor_parallel_size = model, tensor_parallel_size
+        self.gpu_memory_utilization, self.seed = gpu_memory_utilization, seed
+        self.config = AutoConfig.from_pretrained(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self._llm, self._llm_for = None, object()
+
+    def _llm_with(self, speculative: Speculative | None):
+        if self._llm is None or self._llm_for != speculative:
+            import torch
+            from transformers import AutoConfig
+            from vllm import LLM
+
+            if speculative is not None and speculative.method == "draft_model":
+                specdec.check_pair(self.config, AutoConfig.from_pretrained(speculative.draft))
+                check_draft_tokenizer(self.tokenizer, speculative.draft)
+            self._llm = None
+            gc.collect()
+            torch.cuda.empty_cache()
+            self._llm = LLM(**vllm_llm_kwargs(self.model, speculative, self.tensor_parallel_size, self.gpu_memory_utilization, self.seed))
+            self._llm_for = speculative
+        return self._llm
+
+    def generate(
+        self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None = None
+    ) -> list[Generation]:
+        from vllm import SamplingParams
+
+        llm = self._llm_with(speculative)
+        label = "vllm " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
+        results = []
+        for i, prompt in enumerate(tqdm(prompts, desc=label, leave=False)):
+            prompt_ids = prompt_token_ids(self.tokenizer, prompt)
+            params = SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i))
+            before = llm.get_metrics()
+            start = time.perf_counter()
+            out = llm.generate([{"prompt_token_ids": prompt_ids}], params, use_tqdm=False)[0].outputs[0]
+            latency = time.perf_counter() - start
+            c = vllm_counters(before, llm.get_metrics())
+            token_ids = list(out.token_ids)
+            results.append(
+                Generation(
+                    text=out.text,
+                    token_ids=token_ids,
+                    finish_reason=out.finish_reason,
+                    latency_s=latency,
+                    ttft_s=c["ttft_s"],
+                    steps=c["steps"] if speculative else len(token_ids),
+                    proposed=c["proposed"],
+                    accepted=c["accepted"],
+                    accepted_at=c["accepted_at"],
+                )
+            )
+        return results
