@@ -224,12 +224,12 @@ for level in LEVELS:
             {
                 "level": level,
                 "target": name,
-                "accuracy": result["accuracy"],
-                "ci_low": result["ci_low"],
-                "ci_high": result["ci_high"],
-                "mean tokens": result["mean_tokens"],
-                "n": result["n"],
-                "example": result["answers"][0]["text"][:120],
+                "accuracy": result.accuracy,
+                "ci_low": result.ci_low,
+                "ci_high": result.ci_high,
+                "mean tokens": result.mean_tokens,
+                "n": result.n,
+                "example": result.answers[0]["text"][:120],
             }
         )
 checks = pd.DataFrame(checks)

@@ -3,39 +3,55 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from specbook.answers import extract_answer, is_correct
-from specbook.engines import Sampling
+from specbook.engines import Generation, Sampling, Speculative
 from specbook.prompts import STUDENT_SYSTEM, chat_prompt
 from specbook.stats import wilson_interval
 
 
-def score(engine, rows: list[dict], style: str, max_new_tokens: int, speculative=None) -> dict:
+@dataclass(frozen=True)
+class Score:
+    """Accuracy of one model on one set of problems, with what it wrote."""
+
+    n: int
+    correct: int
+    accuracy: float
+    ci_low: float  # 95 % Wilson interval
+    ci_high: float
+    mean_tokens: float
+    answers: list[dict]  # per problem: id, gold, predicted, tokens, finish_reason, text, correct
+    generations: list[Generation]
+
+
+def score(engine, rows: list[dict], style: str, max_new_tokens: int, speculative: Speculative | None = None) -> Score:
     """Greedy answers of `engine` to rows (question, answer) under the style's system prompt."""
     prompts = [chat_prompt(engine.tokenizer, STUDENT_SYSTEM[style], r["question"]) for r in rows]
     generations = engine.generate(prompts, Sampling(max_new_tokens=max_new_tokens), speculative)
-    answers = [
-        {
-            "id": r["id"],
-            "gold": r["answer"],
-            "predicted": extract_answer(g.text),
-            "tokens": len(g.token_ids),
-            "finish_reason": g.finish_reason,
-            "text": g.text,
-        }
-        for r, g in zip(rows, generations, strict=True)
-    ]
-    for a in answers:
-        a["correct"] = is_correct(a["predicted"], a["gold"])
+    answers = []
+    for r, g in zip(rows, generations, strict=True):
+        predicted = extract_answer(g.text)
+        answers.append(
+            {
+                "id": r["id"],
+                "gold": r["answer"],
+                "predicted": predicted,
+                "tokens": len(g.token_ids),
+                "finish_reason": g.finish_reason,
+                "text": g.text,
+                "correct": is_correct(predicted, r["answer"]),
+            }
+        )
     correct = sum(a["correct"] for a in answers)
     low, high = wilson_interval(correct, len(answers))
-    return {
-        "n": len(answers),
-        "correct": correct,
-        "accuracy": correct / len(answers) if answers else math.nan,
-        "ci_low": low,
-        "ci_high": high,
-        "mean_tokens": sum(a["tokens"] for a in answers) / max(1, len(answers)),
-        "answers": answers,
-        "generations": generations,
-    }
+    return Score(
+        n=len(answers),
+        correct=correct,
+        accuracy=correct / len(answers) if answers else math.nan,
+        ci_low=low,
+        ci_high=high,
+        mean_tokens=sum(a["tokens"] for a in answers) / max(1, len(answers)),
+        answers=answers,
+        generations=generations,
+    )
