@@ -30,7 +30,7 @@ def test_domain_texts_are_disjoint_and_hold_no_rationale(tmp_path):
     assert not [d for d in docs if "Answer:" in d or "have " in d.split("\n")[-1]]  # never the CoT/CoD format
     # a held-out GSM-Symbolic template stays unseen
     gsm = Problems("gsm_symbolic", 1, 1, gsm_symbolic=GsmSymbolic([1, 4], 5, 30, 0, BOUNDS, None))
-    pool, _ = problems.gsm_symbolic_problems(gsm.gsm_symbolic, seed=0, cache_dir=artifacts.cache / "gsm_symbolic")
+    pool, _ = problems.gsm_symbolic_problems(gsm.gsm_symbolic, seed=0, cache_dir=artifacts.cache)
     kept = pretraining.domain_texts(
         gsm, per_level=100, seed=0, artifacts=artifacts, exclude_questions=set(), exclude_groups={pool[0].group}
     )

@@ -60,7 +60,7 @@ def test_gsm_symbolic_generation_is_cached_and_slow_templates_are_reported(tmp_p
     pool, report = problems.gsm_symbolic_problems(cfg, seed=0, cache_dir=tmp_path)
     assert [r["status"] for r in report] == ["ok", "ok"] and len(pool) == 10
     assert all(p.solution.endswith(p.answer) and "####" in p.solution for p in pool)
-    cached = sorted(tmp_path.glob("*.json"))
+    cached = sorted((tmp_path / "gsm_symbolic").glob("*.json"))
     assert len(cached) == 2
     # a cached result is used as is: tamper with it and see the tampered question come back
     data = json.loads(cached[0].read_text())

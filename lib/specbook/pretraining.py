@@ -63,7 +63,7 @@ def domain_texts(
     background (`leg_counting_background`)."""
     excluded = {problems.normalize_question(q) for q in exclude_questions}
     if cfg.source == "gsm_symbolic":
-        pool, _ = problems.gsm_symbolic_problems(cfg.gsm_symbolic, seed, artifacts.cache / "gsm_symbolic")
+        pool, _ = problems.gsm_symbolic_problems(cfg.gsm_symbolic, seed, artifacts.cache)
         texts = []
     elif cfg.source == "leg_counting":
         pool, _ = problems.leg_counting_problems(cfg.leg_counting, per_level + cfg.train_per_level + cfg.test_per_level, seed + 1)

@@ -148,7 +148,9 @@ def max_number_in(text: str) -> float:
 
 
 def gsm_symbolic_problems(cfg: GsmSymbolic, seed: int, cache_dir: Path) -> tuple[list[Problem], list[dict]]:
-    results = generate_gsm_symbolic(cfg, seed, cache_dir)
+    """Every variant of the configured templates as a Problem (generated once, cached under
+    cache_dir/gsm_symbolic), and a per-template report of what was kept and why not."""
+    results = generate_gsm_symbolic(cfg, seed, cache_dir / "gsm_symbolic")
     problems, report, seen = [], [], set()
     for result in results:
         kept = dict.fromkeys(LEVELS, 0)
@@ -305,7 +307,7 @@ def hub_problems(levels: dict[str, HubLevel]) -> tuple[list[Problem], list[dict]
 def load(cfg: Problems, seed: int, cache_dir: Path) -> tuple[list[Problem], list[dict]]:
     """All candidate problems of the profile's source, and a per-template / per-level report."""
     if cfg.source == "gsm_symbolic":
-        return gsm_symbolic_problems(cfg.gsm_symbolic, seed, cache_dir / "gsm_symbolic")
+        return gsm_symbolic_problems(cfg.gsm_symbolic, seed, cache_dir)
     if cfg.source == "leg_counting":
         return leg_counting_problems(cfg.leg_counting, cfg.train_per_level + cfg.test_per_level, seed)
     return hub_problems(cfg.hub)
