@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from specbook import profiles
-from specbook.paths import NOTEBOOKS, data_dir
+from specbook.paths import NOTEBOOKS, artifacts
 
 
 def chapters(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -44,7 +44,7 @@ def run(profile: str, only: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     todo = select(only)
-    out_dir = data_dir(profile) / "notebooks"
+    out_dir = artifacts(profile).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, notebook in enumerate(todo, start=1):
         output = out_dir / notebook.name
