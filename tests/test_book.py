@@ -118,6 +118,20 @@ def test_a_rerun_reuses_finished_datasets(smoke_run, monkeypatch):
 
 
 @pytest.mark.chapters
+def test_a_damaged_dataset_file_rebuilds_the_stage(smoke_run, monkeypatch):
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(smoke_run))
+    data = smoke_run / "data" / "smoke"
+    path = data / "datasets" / "easy" / "test.jsonl"
+    original = path.read_bytes()
+    path.write_bytes(original[: len(original) // 2])
+    rationales.build(profiles.load("smoke"), Artifacts(data))
+    assert path.read_bytes() == original
+    path.unlink()
+    rationales.build(profiles.load("smoke"), Artifacts(data))
+    assert path.read_bytes() == original
+
+
+@pytest.mark.chapters
 def test_chapter_00_writes_the_measurement_and_the_figures(smoke_run):
     import pandas as pd
 

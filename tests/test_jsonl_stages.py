@@ -11,14 +11,50 @@ def test_corrupt_line_names_the_file_the_line_and_the_fix(tmp_path):
         jsonl.read(path)
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'{"a": 1}\n[1, 2]\n', r"rows.jsonl:2: a JSON list, not an object"),
+        (b'{"a": 1}\n"text"\n', r"rows.jsonl:2: a JSON str, not an object"),
+        (b'{"a": 1}\n{"a": "caf\xe9"}\n', r"rows.jsonl:2: not UTF-8 \(byte 11 of the line\)"),
+    ],
+)
+def test_lines_that_are_not_utf8_json_objects_are_refused(tmp_path, content, message):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(jsonl.JsonlError, match=message + ".*delete the file to regenerate it"):
+        jsonl.read(path)
+
+
+def test_a_missing_data_file_is_an_error_and_a_missing_log_is_empty(tmp_path):
+    with pytest.raises(FileNotFoundError, match="rows.jsonl does not exist: the stage that writes it has not run"):
+        jsonl.read(tmp_path / "rows.jsonl")
+    assert jsonl.read_log(tmp_path / "log.jsonl") == []
+
+
 def test_a_torn_last_line_is_cut_off_in_append_logs(tmp_path):
     path = tmp_path / "log.jsonl"
     jsonl.append(path, [{"key": "a"}, {"key": "b"}])
     with open(path, "a") as f:
         f.write('{"key": "c", "te')  # a crash in the middle of a write
-    assert [r["key"] for r in jsonl.read(path, torn_tail_ok=True)] == ["a", "b"]
+    assert [r["key"] for r in jsonl.read_log(path)] == ["a", "b"]
     jsonl.append(path, [{"key": "c"}])
     assert [r["key"] for r in jsonl.read(path)] == ["a", "b", "c"]
+
+
+def test_a_whole_last_row_that_lost_its_newline_is_kept_and_the_next_append_starts_a_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"key": "a"}\n{"key": "b"}')  # stopped between the row and its newline
+    assert [r["key"] for r in jsonl.read_log(path)] == ["a", "b"]
+    jsonl.append(path, [{"key": "c"}])
+    assert [r["key"] for r in jsonl.read(path)] == ["a", "b", "c"]
+
+
+def test_a_torn_multibyte_character_is_cut_off_too(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"key": "a"}\n' + '{"key": "\u00e9"}'.encode()[:-3])  # cut inside the two bytes of é
+    assert jsonl.read_log(path) == [{"key": "a"}]
+    assert path.read_bytes() == b'{"key": "a"}\n'
 
 
 def test_write_replaces_atomically(tmp_path):
@@ -33,9 +69,42 @@ def test_stage_reruns_only_when_params_or_inputs_change(tmp_path):
     source.write_text("v1")
     stage = Stage(tmp_path / "stage", {"n": 1}, [source])
     assert not stage.done()
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "out.txt").write_text("result")
     stage.finish({"rows": 3})
     assert Stage(tmp_path / "stage", {"n": 1}, [source]).done()
     assert Stage(tmp_path / "stage", {"n": 1}, [source]).summary() == {"rows": 3}
     assert not Stage(tmp_path / "stage", {"n": 2}, [source]).done()
     source.write_text("v2")
     assert not Stage(tmp_path / "stage", {"n": 1}, [source]).done()
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda p: p.unlink(), "its output level/rows.jsonl is missing"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-5]), "its output level/rows.jsonl changed"),  # truncated
+        (lambda p: p.write_text('{"a": 2}\n'), "its output level/rows.jsonl changed"),  # same size, other bytes
+    ],
+)
+def test_a_finished_stage_reruns_when_an_output_is_missing_or_changed(tmp_path, capsys, damage, reason):
+    out = jsonl.write(tmp_path / "stage" / "level" / "rows.jsonl", [{"a": 1}])
+    Stage(tmp_path / "stage", {"n": 1}).finish({}, outputs=[out])
+    assert Stage(tmp_path / "stage", {"n": 1}).stale() is None
+    damage(out)
+    assert Stage(tmp_path / "stage", {"n": 1}).stale() == reason
+    assert not Stage(tmp_path / "stage", {"n": 1}).done()
+    assert f"rebuilding, {reason}" in capsys.readouterr().out
+
+
+def test_a_stage_must_record_an_output(tmp_path):
+    with pytest.raises(ValueError, match="finished without writing any output"):
+        Stage(tmp_path / "stage", {"n": 1}).finish({})
+
+
+def test_work_of_other_settings_is_cleared_and_work_of_the_same_is_kept(tmp_path, capsys):
+    first = Stage(tmp_path / "stage", {"lr": 1e-3})
+    (first.work_folder("checkpoints") / "checkpoint-10").mkdir()
+    assert (Stage(tmp_path / "stage", {"lr": 1e-3}).work_folder("checkpoints") / "checkpoint-10").exists()
+    changed = Stage(tmp_path / "stage", {"lr": 2e-3}).work_folder("checkpoints")
+    assert not (changed / "checkpoint-10").exists() and "made for other settings; cleared" in capsys.readouterr().out

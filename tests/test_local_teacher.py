@@ -55,3 +55,20 @@ def test_a_local_teacher_runs_on_the_profiles_engine(tmp_path, tiny_model):
     assert isinstance(teacher.engine, engines.NativeEngine) and teacher.sampling.max_new_tokens == 8
     transformers = teachers.make(cfg, profiles.Engine("transformers"), tmp_path / "work", seed=0)
     assert isinstance(transformers.engine, engines.TransformersEngine)
+
+
+def test_a_teachers_answers_are_resumed_only_under_the_settings_that_wrote_them(tmp_path, tiny_model):
+    import dataclasses
+
+    from specbook import profiles, teachers
+
+    tok = _tokenizer()
+    tiny_model(len(tok), 0, eos_token_id=tok.eos_token_id).save_pretrained(tmp_path / "teacher")
+    tok.save_pretrained(tmp_path / "teacher")
+    cfg = profiles.Teacher("local", model=str(tmp_path / "teacher"), max_new_tokens=8)
+    teacher = teachers.make(cfg, profiles.Engine("native"), tmp_path / "work", seed=0)
+    jsonl.append(teacher.workdir / "cot" / "results.jsonl", [{"key": "e", "text": "old", "tokens": 1, "finish_reason": "stop"}])
+    same = teachers.make(cfg, profiles.Engine("native"), tmp_path / "work", seed=0)
+    assert jsonl.read_log(same.workdir / "cot" / "results.jsonl")[0]["text"] == "old"
+    longer = teachers.make(dataclasses.replace(cfg, max_new_tokens=16), profiles.Engine("native"), tmp_path / "work", seed=0)
+    assert longer.workdir == teacher.workdir and jsonl.read_log(longer.workdir / "cot" / "results.jsonl") == []

@@ -155,3 +155,50 @@ def test_finetune_learns_saves_an_adapter_and_is_skipped_on_rerun(tok, sft_cfg, 
     mtime = os.path.getmtime(out / "adapter_model.safetensors")
     again = training.finetune(str(base), tok, ROWS[:8], ROWS[8:], "cod", sft_cfg, out, seed=0)
     assert again["curve"] == report["curve"] and os.path.getmtime(out / "adapter_model.safetensors") == mtime
+
+
+def _base(tok, tmp_path):
+    from conftest import tiny_shape
+
+    base = tmp_path / "base"
+    model = models.untrained(tiny_shape(), len(tok), seed=0)
+    model.config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    return str(base)
+
+
+def _killed_before_the_adapter_was_saved(out):
+    """What a run stopped after its last checkpoint leaves: checkpoints, no adapter, no manifest."""
+    for path in out.iterdir():
+        if path.is_file():
+            path.unlink()
+    assert any((out / "checkpoints").glob("checkpoint-*"))
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_adapter_and_curves(tok, sft_cfg, tmp_path):
+    base = _base(tok, tmp_path)
+    out = tmp_path / "target"
+    report = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", sft_cfg, out, seed=0)
+    adapter = (out / "adapter_model.safetensors").read_bytes()
+    _killed_before_the_adapter_was_saved(out)
+    resumed = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", sft_cfg, out, seed=0)
+    assert (out / "adapter_model.safetensors").read_bytes() == adapter
+    assert report["resumed_from_step"] == 0 and resumed["resumed_from_step"] == report["curve"][-1]["step"]
+    assert resumed["curve"] == report["curve"]
+    assert [e["step"] for e in resumed["eval_curve"]] == [e["step"] for e in report["eval_curve"]]
+    assert resumed["eval_curve"][-1]["eval_loss"] == pytest.approx(report["eval_curve"][-1]["eval_loss"], rel=1e-6)
+
+
+def test_checkpoints_of_other_settings_are_cleared_not_resumed(tok, sft_cfg, tmp_path):
+    base = _base(tok, tmp_path)
+    out = tmp_path / "target"
+    training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", sft_cfg, out, seed=0)
+    old_adapter = (out / "adapter_model.safetensors").read_bytes()
+    _killed_before_the_adapter_was_saved(out)
+    faster = dataclasses.replace(sft_cfg, args=dataclasses.replace(sft_cfg.args, learning_rate=2e-2))
+    training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", faster, out, seed=0)
+    clean = tmp_path / "clean"
+    training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", faster, clean, seed=0)
+    adapter = (out / "adapter_model.safetensors").read_bytes()
+    assert adapter == (clean / "adapter_model.safetensors").read_bytes() and adapter != old_adapter

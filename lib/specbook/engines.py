@@ -381,7 +381,7 @@ def generate_resumable(
     keys = [key for key, _ in items]
     if len(set(keys)) != len(keys):
         raise ValueError(f"{len(keys) - len(set(keys))} duplicate keys: each item needs its own key to resume by")
-    done = {row["key"]: row for row in jsonl.read(path, torn_tail_ok=True)}
+    done = {row["key"]: row for row in jsonl.read_log(path)}
     todo = [(i, key, prompt) for i, (key, prompt) in enumerate(items) if key not in done]
     for i, key, prompt in tqdm(todo, desc=desc, initial=len(items) - len(todo), total=len(items)):
         (g,) = engine.generate([prompt], dataclasses.replace(sampling, seed=sampling.seed + i))

@@ -104,7 +104,7 @@ class BatchRunner:
         self.job_path = self.workdir / "job.json"
 
     def results(self) -> dict[str, dict]:
-        return {r["key"]: r for r in jsonl.read(self.results_path, torn_tail_ok=True)}
+        return {r["key"]: r for r in jsonl.read_log(self.results_path)}
 
     def run(self, requests: list[dict]) -> dict[str, dict]:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from specbook import jsonl, models, problems
+from specbook import models, problems, rationales
 from specbook.paths import Artifacts
 from specbook.profiles import LEVELS, Problems, Profile
 from specbook.stages import Stage
@@ -84,7 +84,7 @@ def documents(profile: Profile, artifacts: Artifacts) -> Documents:
     base models come from the Hub)."""
     if profile.models.kind != "train":
         return Documents([], 0)
-    rows = {(level, name): jsonl.read(artifacts.dataset(level, name)) for level in LEVELS for name in ("train_cot", "test")}
+    rows = {(level, name): rationales.load_rows(artifacts, level, name) for level in LEVELS for name in ("train_cot", "test")}
     questions = {r["question"] for split in rows.values() for r in split}
     held_out = {
         r["group"] for (_, name), split in rows.items() if name == "test" for r in split if r.get("test_set") == problems.TEST_HELD_OUT

@@ -67,7 +67,8 @@ def build(profile: Profile, artifacts: Artifacts, teacher=None) -> dict:
         },
     )
     if not stage.done():
-        stage.finish(_build_report(profile, artifacts, teacher))
+        report = _build_report(profile, artifacts, teacher)
+        stage.finish(report, outputs=[artifacts.root / f for f in report["files"].values()])
     return {**stage.summary(), "built_at": stage.manifest()["commit"]}
 
 
@@ -179,7 +180,10 @@ def _level_stats(level, train, test, kept, drops) -> dict:
 
 def load_rows(artifacts: Artifacts, level: str, name: str) -> list[dict]:
     """One dataset file of chapter 01 (name: train_cot, train_cod or test)."""
-    return jsonl.read(artifacts.dataset(level, name))
+    path = artifacts.dataset(level, name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: chapter 01 writes it (make run-all NB=01 PROFILE=<profile>)")
+    return jsonl.read(path)
 
 
 def plot_token_lengths(artifacts: Artifacts) -> Figure:

@@ -1,15 +1,21 @@
-"""Idempotent stages: a manifest records a stage's parameters and input hashes; a re-run with the
-same ones is skipped, a changed one reruns. Deleting a stage's folder reruns it too."""
+"""Idempotent stages. A stage's manifest records its parameters, the hashes of its inputs and the
+hashes of the outputs it wrote. A re-run is skipped only when the parameters and inputs are the
+same and every output is still there, unchanged; anything else reruns the stage (and says why).
+Resumable work inside a stage (training checkpoints, generation logs) lives in a work folder that
+belongs to one fingerprint: work made for other settings is cleared, never resumed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from specbook.runinfo import commit
 
 MANIFEST = "manifest.json"
+WORK_FINGERPRINT = "fingerprint.txt"
 
 
 def file_hash(path: str | Path) -> str:
@@ -20,30 +26,76 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def fingerprint(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def work_folder(directory: str | Path, owner: str) -> Path:
+    """`directory`, emptied first when it holds work made for another fingerprint than `owner`,
+    so that a resume never continues work of other settings."""
+    directory = Path(directory)
+    mark = directory / WORK_FINGERPRINT
+    if directory.exists() and (not mark.exists() or mark.read_text() != owner):
+        print(f"{directory}: made for other settings; cleared, starting over")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    mark.write_text(owner)
+    return directory
+
+
 class Stage:
     def __init__(self, directory: str | Path, params: dict, inputs: list[str | Path] = ()):
         self.directory = Path(directory)
         self.params = params
         self.inputs = {str(p): file_hash(p) for p in inputs}
-        blob = json.dumps({"params": params, "inputs": self.inputs}, sort_keys=True, default=str)
-        self.fingerprint = hashlib.sha256(blob.encode()).hexdigest()
+        self.fingerprint = fingerprint({"params": params, "inputs": self.inputs})
 
     @property
     def manifest_path(self) -> Path:
         return self.directory / MANIFEST
 
-    def done(self) -> bool:
+    def stale(self) -> str | None:
+        """Why the stage must run, or None when its finished outputs can be reused."""
         if not self.manifest_path.exists():
-            return False
-        return json.loads(self.manifest_path.read_text()).get("fingerprint") == self.fingerprint
+            return "not built yet"
+        manifest = self.manifest()
+        if manifest.get("fingerprint") != self.fingerprint:
+            return "its settings or inputs changed"
+        if not manifest.get("outputs"):
+            return "its manifest lists no outputs (made by older code)"
+        for name, recorded in manifest["outputs"].items():
+            path = self.directory / name
+            if not path.is_file():
+                return f"its output {name} is missing"
+            if path.stat().st_size != recorded["bytes"] or file_hash(path) != recorded["sha256"]:
+                return f"its output {name} changed"
+        return None
 
-    def finish(self, summary: dict | None = None) -> None:
+    def done(self) -> bool:
+        reason = self.stale()
+        if reason and self.manifest_path.exists():
+            print(f"{self.directory}: rebuilding, {reason}")
+        return reason is None
+
+    def work_folder(self, name: str) -> Path:
+        """A folder for this stage's resumable work, cleared when it was made for other settings."""
+        return work_folder(self.directory / name, self.fingerprint)
+
+    def finish(self, summary: dict | None = None, outputs: Iterable[str | Path] | None = None) -> None:
+        """Record the stage as done. `outputs`: the files it wrote, or folders standing for the
+        files directly in them; by default the files directly in the stage's folder."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for path in map(Path, [self.directory] if outputs is None else outputs):
+            files += sorted(p for p in path.iterdir() if p.is_file() and p.name != MANIFEST) if path.is_dir() else [path]
+        if not files:
+            raise ValueError(f"stage {self.directory} finished without writing any output")
         manifest = {
             "fingerprint": self.fingerprint,
             "commit": commit(),
             "params": self.params,
             "inputs": self.inputs,
+            "outputs": {str(p.relative_to(self.directory)): {"bytes": p.stat().st_size, "sha256": file_hash(p)} for p in files},
             "summary": summary or {},
         }
         self.manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from specbook import prompts
+from specbook import prompts, stages
 from specbook.answers import extract_answer, is_correct
 from specbook.problems import Problem
 from specbook.template_rules import Rationales, gsm_rationales, leg_rationales
@@ -113,11 +113,15 @@ class LocalModelTeacher:
 
 
 def make(cfg: Teacher, engine_cfg: Engine, workdir: Path, seed: int) -> TemplateTeacher | GeminiTeacher | LocalModelTeacher:
-    """The profile's teacher (profiles.Teacher); a local model runs on the profile's engine (profiles.Engine)."""
+    """The profile's teacher (profiles.Teacher); a local model runs on the profile's engine (profiles.Engine).
+    A model teacher's finished answers in `workdir` are resumed only when they were written with
+    the same model, settings and prompts; otherwise they are cleared."""
     if cfg.kind == "template":
         return TemplateTeacher()
+    answers_from = {"model": cfg.model, "temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens, "seed": seed}
+    workdir = stages.work_folder(workdir / cfg.kind, stages.fingerprint({**answers_from, "prompts": stages.file_hash(prompts.__file__)}))
     if cfg.kind == "gemini":
-        return GeminiTeacher(cfg.model, workdir / "gemini", cfg.temperature, cfg.max_new_tokens, cfg.poll_seconds)
+        return GeminiTeacher(cfg.model, workdir, cfg.temperature, cfg.max_new_tokens, cfg.poll_seconds)
     from specbook import engines
 
-    return LocalModelTeacher(engines.make(engine_cfg, cfg.model, seed), workdir / "local", cfg.max_new_tokens, cfg.temperature, seed)
+    return LocalModelTeacher(engines.make(engine_cfg, cfg.model, seed), workdir, cfg.max_new_tokens, cfg.temperature, seed)

@@ -86,7 +86,7 @@ def split_held_out(rows: list[dict], n: int) -> tuple[list[dict], list[dict]]:
 def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict], style: str, cfg, out_dir: Path, seed: int) -> dict:
     """Train a LoRA adapter of `base` on rows (question, rationale) and save it to out_dir.
     Skipped when out_dir holds an adapter made from the same base, data and settings; an
-    interrupted run resumes from its last checkpoint."""
+    interrupted run resumes from its last checkpoint when that was made with the same ones."""
     out_dir = Path(out_dir)
     base_files = [p for p in Path(base).glob("*.safetensors")] if Path(base).is_dir() else []
     stage = Stage(
@@ -113,7 +113,7 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
     train = [encode(tokenizer, r["question"], r["rationale"], style, args.max_length) for r in train_rows]
     held_out = [encode(tokenizer, r["question"], r["rationale"], style, args.max_length) for r in eval_rows]
     truncated = sum(e.pop("truncated") for e in train + held_out)
-    checkpoints = out_dir / "checkpoints"
+    checkpoints = stage.work_folder("checkpoints")  # another run's checkpoints are cleared, never resumed
     total_steps = math.ceil(len(train) / (args.per_device_train_batch_size * args.gradient_accumulation_steps)) * args.num_train_epochs
     checkpointing = which == "peft" and torch.cuda.is_available()
     sft_config = SFTConfig(**sft_kwargs(cfg, checkpoints, seed, checkpointing, max(1, int(total_steps // 40))))
@@ -137,15 +137,19 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    resumed_from = max((int(p.name.removeprefix("checkpoint-")) for p in checkpoints.glob("checkpoint-*")), default=0)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=any(checkpoints.glob("checkpoint-*")))
+    trainer.train(resume_from_checkpoint=resumed_from > 0)
+    history = trainer.state.log_history
+    if not any(h.get("step") == trainer.state.global_step and "eval_loss" in h for h in history):
+        trainer.evaluate()  # resumed from a checkpoint saved before the last epoch's evaluation
     seconds = time.perf_counter() - start
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(out_dir)
-    history = trainer.state.log_history
     summary = {
         "backend": which,
-        "seconds": seconds,
+        "seconds": seconds,  # of this run: a resumed one counts from its checkpoint
+        "resumed_from_step": resumed_from,
         "train_rows": len(train),
         "eval_rows": len(held_out),
         "truncated": truncated,
