@@ -142,14 +142,65 @@ def test_bad_speculation_settings_are_refused(target, tok, prompts, tiny_model):
         Speculative("eagle", k=3)
     with pytest.raises(ValueError, match="needs `draft`"):
         Speculative("draft_model", k=3)
-    with pytest.raises(ValueError, match="k must be >= 1"):
-        Speculative("ngram", k=0)
+    for k in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"speculative k is {k!r}; it must be a whole number >= 1"):
+            Speculative("ngram", k=k)
+    with pytest.raises(ValueError, match="ngram_max is 0; it must be a whole number >= 1"):
+        Speculative("ngram", k=3, ngram_max=0)
     with pytest.raises(ValueError, match="not 'ngram'"):
         NativeEngine(target, tok).generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("ngram", k=3))
     other = tiny_model(len(tok) + 5, 1)
     for engine in (NativeEngine(target, tok), TransformersEngine(target, tok)):
         with pytest.raises(specdec.VocabularyMismatch, match=f"target has {len(tok)} tokens, draft has {len(tok) + 5}"):
             engine.generate(prompts[:1], Sampling(max_new_tokens=4), Speculative("draft_model", 3, draft=other))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_new_tokens": 0}, r"max_new_tokens is 0; it must be a whole number >= 1"),
+        ({"max_new_tokens": 8.0}, r"max_new_tokens is 8.0; it must be a whole number >= 1"),
+        ({"temperature": -0.5}, r"temperature is -0.5; it must be a finite number >= 0"),
+        ({"temperature": float("nan")}, r"temperature is nan; it must be a finite number >= 0"),
+        ({"top_p": 0.0}, r"top_p is 0.0; it must lie in \(0, 1\]"),
+        ({"top_p": 1.5}, r"top_p is 1.5; it must lie in \(0, 1\]"),
+        ({"stop": "\n\n"}, r"stop is '\\n\\n'; it must be a tuple of non-empty strings"),
+        ({"stop": ("Answer", "")}, r"stop is \('Answer', ''\); it must be a tuple of non-empty strings"),
+        ({"seed": 1.5}, r"seed is 1.5; it must be a whole number"),
+    ],
+)
+def test_sampling_values_outside_their_range_are_refused_with_the_range(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Sampling(**{"max_new_tokens": 8, **kwargs})
+
+
+def test_the_decoder_itself_refuses_what_it_cannot_honour(target, draft):
+    for kwargs, message in [
+        ({"k": -1}, r"k is -1; it must be a whole number >= 0"),
+        ({"k": 1.5}, r"k is 1.5; it must be a whole number >= 0"),
+        ({"max_new_tokens": 0}, r"max_new_tokens is 0"),
+        ({"temperature": -1.0}, r"temperature is -1.0"),
+        ({"top_p": 0}, r"top_p is 0; it must lie in \(0, 1\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            specdec.generate(target, draft, [1, 2], **{"k": 2, "max_new_tokens": 4, **kwargs})
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        specdec.generate(target, draft, [], k=2, max_new_tokens=4)
+
+
+@pytest.mark.parametrize("name", ["native", "transformers"])
+def test_every_engine_refuses_empty_and_over_long_prompts_before_generating(name, target, tok, prompts):
+    engine = make_engine(name, target, tok)
+    context = target.config.max_position_embeddings
+    with pytest.raises(ValueError, match="prompt 1 is empty: a model needs at least one token"):
+        engine.generate([prompts[0], ""], Sampling(max_new_tokens=4))
+    with pytest.raises(
+        ValueError,
+        match=rf"prompt 0 has {context - 2} tokens and max_new_tokens is 4: {context + 2} tokens, more than the model's context of {context}",
+    ):
+        engine.generate([[5] * (context - 2)], Sampling(max_new_tokens=4))
+    with pytest.raises(ValueError, match="prompts is a string; pass a list of prompts"):
+        engine.generate(prompts[0], Sampling(max_new_tokens=4))
 
 
 def test_engines_load_saved_models_and_drafts_by_path(target, draft, tok, prompts, greedy_reference, tmp_path):

@@ -44,6 +44,14 @@ class Sampling:
     seed: int = 0  # request i is seeded with seed + i
     stop: tuple[str, ...] = ()  # stop strings: generation ends once one appears; the text ends before it
 
+    def __post_init__(self):
+        specdec.check_decoding(0, self.max_new_tokens, self.temperature, self.top_p)
+        if not specdec.is_whole(self.seed):
+            raise ValueError(f"seed is {self.seed!r}; it must be a whole number")
+        if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
+            raise ValueError(f"stop is {self.stop!r}; it must be a tuple of non-empty strings, e.g. stop=('\\n\\n',)")
+        object.__setattr__(self, "stop", tuple(self.stop))  # a list from a config file is fine too
+
 
 @dataclass(frozen=True)
 class Speculative:
@@ -59,8 +67,10 @@ class Speculative:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown speculative method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.k < 1:
-            raise ValueError(f"speculative k must be >= 1, got {self.k}; run without `speculative` for plain decoding")
+        if not specdec.is_whole(self.k) or self.k < 1:
+            raise ValueError(f"speculative k is {self.k!r}; it must be a whole number >= 1 (run without `speculative` for plain decoding)")
+        if not specdec.is_whole(self.ngram_max) or self.ngram_max < 1:
+            raise ValueError(f"ngram_max is {self.ngram_max!r}; it must be a whole number >= 1")
         if (self.method == "draft_model") != (self.draft is not None):
             raise ValueError("method 'draft_model' needs `draft` (a model or its path); 'ngram' takes none")
 
@@ -125,11 +135,18 @@ def check_draft_tokenizer(tokenizer, draft: str) -> None:
         )
 
 
-def prompt_token_ids(tokenizer, prompt: str | list[int]) -> list[int]:
-    """A prompt as token ids: a string is tokenized as it is (its chat template already applied)."""
-    if isinstance(prompt, str):
-        return tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    return list(prompt)
+def prompt_token_ids(tokenizer, prompts: list[str] | list[list[int]], max_new_tokens: int, context: int | None) -> list[list[int]]:
+    """The prompts as token ids (a string is tokenized as it is: its chat template already
+    applied), each checked before any is generated: not empty, and with its answer inside the
+    model's context."""
+    if isinstance(prompts, str):
+        raise ValueError("prompts is a string; pass a list of prompts, e.g. [prompt]")
+    if tokenizer is None and any(isinstance(p, str) for p in prompts):
+        raise ValueError("text prompts need the engine's tokenizer; this engine was made without one (pass token ids)")
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] if isinstance(p, str) else list(p) for p in prompts]
+    for i, one in enumerate(ids):
+        specdec.check_prompt(len(one), max_new_tokens, context, what=f"prompt {i}")
+    return ids
 
 
 class _InProcess:
@@ -171,10 +188,8 @@ class _InProcess:
         label = f"{self.name} " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
         if sampling.stop and self.tokenizer is None:
             raise ValueError("stop strings need the engine's tokenizer; this engine was made without one")
-        results = []
-        for i, prompt in enumerate(tqdm(prompts, desc=label, leave=False)):
-            results.append(self._one(prompt_token_ids(self.tokenizer, prompt), sampling, speculative, sampling.seed + i))
-        return results
+        ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.model.config))
+        return [self._one(one, sampling, speculative, sampling.seed + i) for i, one in enumerate(tqdm(ids, desc=label, leave=False))]
 
     def _finish(self, token_ids: list[int], finish_reason: str, sampling: Sampling, **timings_and_counters) -> Generation:
         return Generation(

@@ -12,6 +12,8 @@ when it is the target's argmax, and the residual is the target's argmax.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +33,39 @@ def check_pair(target_config, draft_config) -> None:
             f"target and draft vocabularies differ: target has {vt} tokens, draft has {vd}. "
             f"Use a draft trained with the target's tokenizer (same vocabulary, same ids)."
         )
+
+
+def is_whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_decoding(k, max_new_tokens, temperature, top_p) -> None:
+    """Refuse what the decoder cannot honour, naming the value and the range it must lie in
+    (`engines.Sampling` and `generate` both call it, so every engine answers alike)."""
+    if not is_whole(k) or k < 0:
+        raise ValueError(f"k is {k!r}; it must be a whole number >= 0 (draft tokens per step; 0: plain decoding)")
+    if not is_whole(max_new_tokens) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens is {max_new_tokens!r}; it must be a whole number >= 1")
+    if not isinstance(temperature, numbers.Real) or isinstance(temperature, bool) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature is {temperature!r}; it must be a finite number >= 0 (0: greedy)")
+    if not isinstance(top_p, numbers.Real) or isinstance(top_p, bool) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p is {top_p!r}; it must lie in (0, 1] (1: the whole distribution)")
+
+
+def check_prompt(n_prompt: int, max_new_tokens: int, context: int | None, what: str = "the prompt") -> None:
+    """A prompt must hold a token to continue from, and it and the answer must fit the model's context."""
+    if n_prompt == 0:
+        raise ValueError(f"{what} is empty: a model needs at least one token to continue from")
+    if context is not None and n_prompt + max_new_tokens > context:
+        raise ValueError(
+            f"{what} has {n_prompt} tokens and max_new_tokens is {max_new_tokens}: {n_prompt + max_new_tokens} tokens, "
+            f"more than the model's context of {context}; shorten the prompt or lower max_new_tokens"
+        )
+
+
+def context_length(config) -> int | None:
+    """The longest sequence a model's config declares (max_position_embeddings), if it declares one."""
+    return getattr(config, "max_position_embeddings", None)
 
 
 def compiled(model: torch.nn.Module) -> torch.nn.Module:
@@ -127,6 +162,8 @@ def generate(
     """Speculative decoding of one prompt. k=0 (or draft=None) is plain target decoding through the
     same code path, so that speedups compare like with like. `stop(new_ids)`, if given, returns
     how many of the new tokens to keep once a stop condition (a stop string) is met, else None."""
+    check_decoding(k, max_new_tokens, temperature, top_p)
+    check_prompt(len(prompt_ids), max_new_tokens, context_length(target.config))
     if draft is None:
         k = 0
     else:

@@ -129,8 +129,8 @@ class VllmEngine:
         llm = self._llm_with(speculative)
         label = "vllm " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
         results = []
-        for i, prompt in enumerate(tqdm(prompts, desc=label, leave=False)):
-            prompt_ids = prompt_token_ids(self.tokenizer, prompt)
+        ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.config))
+        for i, prompt_ids in enumerate(tqdm(ids, desc=label, leave=False)):
             params = SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i))
             before = llm.get_metrics()
             start = time.perf_counter()
