@@ -194,10 +194,10 @@ def test_every_engine_refuses_empty_and_over_long_prompts_before_generating(name
     context = target.config.max_position_embeddings
     with pytest.raises(ValueError, match="prompt 1 is empty: a model needs at least one token"):
         engine.generate([prompts[0], ""], Sampling(max_new_tokens=4))
-    with pytest.raises(
-        ValueError,
-        match=rf"prompt 0 has {context - 2} tokens and max_new_tokens is 4: {context + 2} tokens, more than the model's context of {context}",
-    ):
+    too_long = (
+        rf"prompt 0 has {context - 2} tokens and max_new_tokens is 4: {context + 2} tokens, more than the model's context of {context}"
+    )
+    with pytest.raises(ValueError, match=too_long):
         engine.generate([[5] * (context - 2)], Sampling(max_new_tokens=4))
     with pytest.raises(ValueError, match="prompts is a string; pass a list of prompts"):
         engine.generate(prompts[0], Sampling(max_new_tokens=4))
