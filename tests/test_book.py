@@ -58,6 +58,24 @@ def test_unknown_profile_and_chapter_are_clear_errors(capsys):
         book.select(["99"])
 
 
+def test_a_dead_kernel_names_the_chapter_and_the_likely_cause(tmp_path, monkeypatch, capsys):
+    notebook = tmp_path / "07_dies.ipynb"
+    cells = [
+        nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os\nos._exit(1)"),
+    ]
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+        ),
+        notebook,
+    )
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))
+    monkeypatch.setattr(book, "chapters", lambda: [notebook])
+    assert book.run("smoke") == 1
+    assert "FAILED 07_dies.ipynb: its kernel died (out of memory is the usual cause" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """Every chapter, top to bottom, on the smoke profile, as `make run-all PROFILE=smoke` runs it."""

@@ -61,6 +61,20 @@ def params(tmp_path):
         ("  test_per_level: 8", "  test_per_level: 0", r"problems.test_per_level is 0; it must be above 0"),
         ("num_train_epochs: 1", "epochs: 1", r"sft.args: unknown key\(s\) epochs; known keys: learning_rate, num_train_epochs"),
         ("draft_layers: [1]", "draft_layers: [3]", r"theory.draft_layers must lie between 1 and 2"),
+        ("name: smoke", "name: [smoke", r"smoke.yaml: not valid YAML at line 4, column 5: expected ',' or ']'"),
+        ("seed: 0", "seed: 0\nseed: 1", r"smoke.yaml: not valid YAML at line 5, column 1: key 'seed' is given twice"),
+        ("held_out_templates: 1", "held_out_templates: -1", r"held_out_templates is -1; it must be a number >= 0"),
+        ("kind: template", "kind: template\n  temperature: .nan", r"teacher.temperature is nan; it must be a number >= 0"),
+        ("{r: 8,", "{r: 0,", r"sft.lora.r is 0; it must be above 0"),
+        ("easy: [1, 2]", "easy: [2, 1]", r"problems.gsm_symbolic.steps_per_level.easy is \[2, 1\]; give it as \[min, max\]"),
+        ("easy: [1, 2]", "easy: [1]", r"problems.gsm_symbolic.steps_per_level.easy is \[1\]; give it as \[min, max\]"),
+        ("kind: native", "kind: native\n  gpu_memory_utilization: 1.5", r"engine.gpu_memory_utilization is 1.5; it must be at most 1.0"),
+        (
+            "heads: 2, kv_heads: 1, head_dim: 32}\n  draft",
+            "heads: 3, kv_heads: 2, head_dim: 32}\n  draft",
+            r"theory.target has 3 heads and 2 kv_heads",
+        ),
+        ("vocab_size: 512", "vocab_size: 0", r"tokenizer.vocab_size is 0; it must be above 0"),
     ],
 )
 def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, message):
@@ -70,3 +84,9 @@ def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, me
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(profiles.ProfileError, match=message):
         profiles.load("smoke", params)
+
+
+def test_exponents_read_as_numbers(params):
+    path = params / "smoke.yaml"
+    path.write_text(path.read_text().replace("learning_rate: 0.002,", "learning_rate: 2e-3,"))
+    assert profiles.load("smoke", params).sft.args.learning_rate == 0.002

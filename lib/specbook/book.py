@@ -36,6 +36,7 @@ def select(only: list[str] | None) -> list[Path]:
 
 def run(profile: str, only: list[str] | None = None) -> int:
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     try:
@@ -64,6 +65,14 @@ def run(profile: str, only: list[str] | None = None) -> int:
             print(
                 f"FAILED {notebook.name}, cell {err.exec_count} (index {err.cell_index}): {err.ename}: {err.evalue}\n"
                 f"  the executed notebook, with the full traceback: {output}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+        except DeadKernelError:
+            print(
+                f"FAILED {notebook.name}: its kernel died (out of memory is the usual cause: free memory or pick a smaller profile)\n"
+                f"  the cells that ran, with their outputs: {output}",
                 file=sys.stderr,
                 flush=True,
             )

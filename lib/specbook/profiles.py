@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -228,7 +229,12 @@ def load(name: str, params_dir: Path = PARAMS) -> Profile:
     if not path.exists():
         names = ", ".join(sorted(p.stem for p in params_dir.glob("*.yaml")))
         raise ProfileError(f"unknown profile {name!r}: choose one of {names} (files in {params_dir})")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
     profile = _build(Profile, data, path.name, "")
     if profile.name != name:
         raise ProfileError(f"{path.name}: name is {profile.name!r}; it must match the file name {name!r}")
@@ -236,15 +242,68 @@ def load(name: str, params_dir: Path = PARAMS) -> Profile:
     return profile
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as the profiles need it: a key given twice is an error (PyYAML keeps the last one
+    silently), and `2e-3` is a float as in YAML 1.2 (YAML 1.1 needs a dot, `2.0e-3`)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _numbers(value, key: str = ""):
+    """(dotted key, number) for every number in a profile, however deep."""
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            yield from _numbers(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, f"{key}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{key}[{i}]")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield key, value
+
+
 def _check(profile: Profile, where: str) -> None:
     for key, allowed in CHOICES.items():
         value = _get(profile, key)
         if value not in allowed:
             raise ProfileError(f"{where}: {key} is {value!r}; choose one of {', '.join(allowed)}")
+    for key, value in _numbers(profile):
+        if not value >= 0:  # nan fails too
+            raise ProfileError(f"{where}: {key} is {value!r}; it must be a number >= 0 (no value of a profile is negative)")
     for key in POSITIVE:
         value = _get(profile, key)
         if value is not None and not value > 0:
             raise ProfileError(f"{where}: {key} is {value!r}; it must be above 0 (with {value!r} the stage would run on nothing)")
+    for key, limit in AT_MOST.items():
+        value = _get(profile, key)
+        if value is not None and value > limit:
+            raise ProfileError(f"{where}: {key} is {value!r}; it must be at most {limit}")
+    for key, ranges in _ranges(profile.problems).items():
+        for level, bounds in ranges.items():
+            if len(bounds) != 2 or bounds[0] > bounds[1]:
+                raise ProfileError(f"{where}: {key}.{level} is {bounds}; give it as [min, max] with min <= max")
+    for key in SHAPES:
+        shape = _get(profile, key)
+        if shape is not None and shape.heads % shape.kv_heads:
+            raise ProfileError(
+                f"{where}: {key} has {shape.heads} heads and {shape.kv_heads} kv_heads; heads must be a multiple of kv_heads"
+            )
     p, t = profile.problems, profile.theory
     if profile.sft.eval_rows >= p.train_per_level:
         raise ProfileError(
@@ -299,7 +358,33 @@ POSITIVE = (
     "sft.eval_rows",
     "sft.check_rows",
     "sft.max_new_tokens",
+    "problems.gsm_symbolic.variants_per_template",
+    "problems.gsm_symbolic.seconds_per_template",
+    "problems.leg_counting.max_count",
+    "teacher.poll_seconds",
+    "tokenizer.vocab_size",
+    "theory.vocab_size",
+    "theory.lossless_vocab",
+    "theory.logit_scale",
+    "models.pretrain.seq_len",
+    "sft.lora.lora_alpha",
+    "engine.tensor_parallel_size",
+    "engine.gpu_memory_utilization",
 )
+SHAPES = ("theory.target", "models.target_shape", "models.draft_shape")
+POSITIVE += tuple(f"{shape}.{f.name}" for shape in SHAPES for f in dataclasses.fields(ModelShape))
+# Shares and probabilities.
+AT_MOST = {"engine.gpu_memory_utilization": 1.0, "sft.lora.lora_dropout": 0.99}
+
+
+def _ranges(problems: Problems) -> dict[str, dict[str, list[int]]]:
+    """The [min, max] ranges that define the levels, by dotted key."""
+    out = {}
+    if problems.gsm_symbolic is not None:
+        out["problems.gsm_symbolic.steps_per_level"] = problems.gsm_symbolic.steps_per_level
+    if problems.leg_counting is not None:
+        out["problems.leg_counting.kinds_per_level"] = problems.leg_counting.kinds_per_level
+    return out
 
 
 def _get(profile: Profile, key: str):
