@@ -238,15 +238,15 @@ q1 = next_token_probs(toy_draft, prompt, 1.0)
 print(f"draft acceptance at position 1, sum of min(p, q): {torch.minimum(p1, q1).sum():.3f}")
 
 samplers = {
-    "target alone (lib, K=0)": lambda i, rng: specdec.generate(toy_target, None, prompt, 0, 2, temperature=1.0, seed=i).token_ids,
-    "speculative (lib, K=3)": lambda i, rng: specdec.generate(toy_target, toy_draft, prompt, 3, 2, temperature=1.0, seed=i).token_ids,
-    "speculative (written out, K=3)": lambda i, rng: speculative_decode(toy_target, toy_draft, prompt, 3, 2, 1.0, rng),
-    "textbook residual relu(p - q·r)": lambda i, rng: speculative_decode(toy_target, toy_draft, prompt, 3, 2, 1.0, rng, textbook_residual),
+    "target alone (lib, K=0)": lambda rng: specdec.generate(toy_target, None, prompt, 0, 2, temperature=1.0, seed=rng).token_ids,
+    "speculative (lib, K=3)": lambda rng: specdec.generate(toy_target, toy_draft, prompt, 3, 2, temperature=1.0, seed=rng).token_ids,
+    "speculative (written out, K=3)": lambda rng: speculative_decode(toy_target, toy_draft, prompt, 3, 2, 1.0, rng),
+    "textbook residual relu(p - q·r)": lambda rng: speculative_decode(toy_target, toy_draft, prompt, 3, 2, 1.0, rng, textbook_residual),
 }
 samples = {}
 for name, sample in samplers.items():
-    rng = torch.Generator().manual_seed(P.seed)
-    samples[name] = np.array([sample(i, rng) for i in range(N)])
+    rng = torch.Generator().manual_seed(P.seed)  # one stream per sampler, continued across its N samples
+    samples[name] = np.array([sample(rng) for _ in range(N)])
 
 tests = pd.DataFrame(
     {

@@ -100,8 +100,9 @@ def exact_pairs(model, prompt, temperature):
 
 def sampled_pairs(target, draft, prompt, temperature, n):
     counts = np.zeros((VOCAB, VOCAB))
-    for seed in range(n):
-        a, b = specdec.generate(target, draft, prompt, k=3, max_new_tokens=2, temperature=temperature, seed=seed).token_ids
+    rng = torch.Generator().manual_seed(2024)  # one stream for all samples: a test of the decoder, not of torch's seeding
+    for _ in range(n):
+        a, b = specdec.generate(target, draft, prompt, k=3, max_new_tokens=2, temperature=temperature, seed=rng).token_ids
         counts[a, b] += 1
     return counts
 
@@ -110,23 +111,26 @@ N_SAMPLES = 1500
 
 
 @pytest.fixture(scope="module")
-def sampling_case(target, draft):
+def sampling_case(tiny_model):
+    """A target whose next-token distributions are spread (where resampling from the wrong
+    distribution shows) and a draft sure of other tokens (so that rejections are frequent)."""
+    target, draft = tiny_model(VOCAB, 0, layers=2, logit_scale=2.0), tiny_model(VOCAB, 1, logit_scale=20.0)
     prompt, temperature = [4, 7], 1.0
     probs = exact_pairs(target, prompt, temperature)
     with torch.no_grad():
         q1 = specdec.probabilities(draft(torch.tensor([prompt])).logits[0, -1], temperature, 1.0).numpy()
-    assert 0.5 * np.abs(probs.sum(1) - q1).sum() > 0.3, "p and q must differ for the test to mean something"
-    return prompt, temperature, probs
+    assert 0.5 * np.abs(probs.sum(1) - q1).sum() > 0.5, "p and q must differ for the test to mean something"
+    return target, draft, prompt, temperature, probs
 
 
-def test_sampling_matches_the_target_distribution(target, draft, sampling_case):
-    prompt, temperature, probs = sampling_case
+def test_sampling_matches_the_target_distribution(sampling_case):
+    target, draft, prompt, temperature, probs = sampling_case
     counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES)
     assert chi_square_p(counts, probs) > 0.001
 
 
-def test_the_chi_square_test_catches_a_wrong_residual(target, draft, sampling_case, monkeypatch):
-    prompt, temperature, probs = sampling_case
+def test_the_chi_square_test_catches_a_wrong_residual(sampling_case, monkeypatch):
+    target, draft, prompt, temperature, probs = sampling_case
     # the textbook slip: resample from p after a rejection instead of from norm(max(0, p - q))
     monkeypatch.setattr(specdec, "residual_distribution", lambda p, q: p)
     counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES)
@@ -137,3 +141,12 @@ def test_top_p_keeps_the_smallest_nucleus():
     probs = specdec.probabilities(torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])), 1.0, 0.8)
     assert torch.allclose(probs, torch.tensor([0.625, 0.375, 0.0, 0.0], dtype=torch.float64))
     assert specdec.residual_distribution(probs, probs).sum() == 1.0
+
+
+def test_a_generator_continues_its_stream_across_calls(target, draft):
+    def draws(rng):
+        return [specdec.generate(target, draft, [4, 7], k=3, max_new_tokens=6, temperature=1.0, seed=rng).token_ids for _ in range(4)]
+
+    first = draws(torch.Generator().manual_seed(7))
+    assert first == draws(torch.Generator().manual_seed(7))  # reproducible from the generator's seed
+    assert len({tuple(t) for t in first}) > 1  # each call draws on, it does not restart the stream

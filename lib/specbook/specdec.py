@@ -156,19 +156,21 @@ def generate(
     temperature: float = 0.0,
     top_p: float = 1.0,
     eos_token_ids: set[int] | frozenset = frozenset(),
-    seed: int = 0,
+    seed: int | torch.Generator = 0,
     stop: Callable[[list[int]], int | None] | None = None,
 ) -> SpeculativeResult:
     """Speculative decoding of one prompt. k=0 (or draft=None) is plain target decoding through the
-    same code path, so that speedups compare like with like. `stop(new_ids)`, if given, returns
-    how many of the new tokens to keep once a stop condition (a stop string) is met, else None."""
+    same code path, so that speedups compare like with like. `seed`: a number (the request's own
+    random stream) or a generator whose stream continues across calls (many samples drawn as one
+    sequence, as a statistical test wants). `stop(new_ids)`, if given, returns how many of the new
+    tokens to keep once a stop condition (a stop string) is met, else None."""
     check_decoding(k, max_new_tokens, temperature, top_p)
     check_prompt(len(prompt_ids), max_new_tokens, context_length(target.config))
     if draft is None:
         k = 0
     else:
         check_pair(target.config, draft.config)
-    rng = torch.Generator().manual_seed(seed)
+    rng = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
 
     def draw(dist: torch.Tensor) -> int:
         return int(torch.multinomial(dist, 1, generator=rng))
