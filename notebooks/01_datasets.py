@@ -33,6 +33,10 @@
 profile = "tiny"
 
 # %%
+from specbook.runinfo import quiet_known_warnings
+
+quiet_known_warnings()  # first: some libraries warn as they load
+
 import dataclasses
 import time
 

@@ -1,11 +1,12 @@
 import json
+import subprocess
 
 import jupytext
 import nbformat
 import pytest
 
 from specbook import book, profiles, rationales
-from specbook.paths import NOTEBOOKS, Artifacts
+from specbook.paths import NOTEBOOKS, ROOT, Artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import stamp
 from specbook.styles import STYLES
@@ -33,10 +34,13 @@ def test_stamp_names_profile_config_and_commit():
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
 def test_pairs_are_in_sync_and_sources_hold_no_outputs(notebook):
-    ipynb = nbformat.read(notebook, as_version=4)
-    assert not [c for c in ipynb.cells if c.cell_type == "code" and (c.outputs or c.execution_count)], (
-        f"{notebook.name} holds outputs: clear them (make sync keeps pairs in step)"
-    )
+    ipynb = nbformat.read(notebook, as_version=4)  # a chapter saved in JupyterLab keeps its outputs on disk
+    staged = subprocess.run(["git", "-C", str(ROOT), "show", f":notebooks/{notebook.name}"], capture_output=True, text=True)
+    if staged.returncode == 0:  # a git checkout: what git stores must hold none
+        stored = nbformat.reads(staged.stdout, as_version=4)
+        assert not [c for c in stored.cells if c.cell_type == "code" and (c.outputs or c.execution_count)], (
+            f"git holds {notebook.name} with outputs: run `make setup` (it sets up the nbstripout filter), then `git add {notebook.name}`"
+        )
     paired = notebook.with_suffix(".py")
     assert paired.exists(), f"{paired.name} is missing: run make sync"
     py = jupytext.read(paired)
@@ -58,18 +62,34 @@ def test_unknown_profile_and_chapter_are_clear_errors(capsys):
         book.select(["99"])
 
 
-def test_a_dead_kernel_names_the_chapter_and_the_likely_cause(tmp_path, monkeypatch, capsys):
-    notebook = tmp_path / "07_dies.ipynb"
-    cells = [
-        nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import os\nos._exit(1)"),
-    ]
-    nbformat.write(
-        nbformat.v4.new_notebook(
-            cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
-        ),
-        notebook,
+def _notebook(path, *sources):
+    cells = [nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["parameters"]})]
+    cells += [nbformat.v4.new_markdown_cell(s) if s.startswith("#") else nbformat.v4.new_code_cell(s) for s in sources]
+    kernelspec = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), path)
+    return path
+
+
+def test_a_headless_run_shows_each_cell_the_chapters_progress_and_a_summary(tmp_path, monkeypatch, capsys):
+    notebook = _notebook(
+        tmp_path / "07_demo.ipynb",
+        "## 1 · Counting",
+        "from tqdm import tqdm\nfor i in tqdm(range(3), desc='counting'): pass",
+        "import warnings\nwarnings.warn('a warning of the chapter')",
     )
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))
+    monkeypatch.setattr(book, "chapters", lambda: [notebook])
+    assert book.run("smoke") == 0
+    out, err = capsys.readouterr()
+    assert "07_demo · cell 3/4 · 1 · Counting" in out and "07_demo · cell 4/4 · 1 · Counting" in out
+    assert "The book on smoke: 1 chapters in" in out and f"executed notebooks: {tmp_path}" in out
+    assert "counting: 100%" in err and "a warning of the chapter" in err  # the chapter's own stderr, forwarded
+    assert "without encryption" not in out + err and "KeyboardInterrupt" not in out + err  # the kernel's, kept in its log
+    assert "without encryption" in (tmp_path / "data" / "smoke" / "notebooks" / "07_demo.kernel.log").read_text()
+
+
+def test_a_dead_kernel_names_the_chapter_and_the_likely_cause(tmp_path, monkeypatch, capsys):
+    notebook = _notebook(tmp_path / "07_dies.ipynb", "import os\nos._exit(1)")
     monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))
     monkeypatch.setattr(book, "chapters", lambda: [notebook])
     assert book.run("smoke") == 1
@@ -84,6 +104,16 @@ def smoke_run(tmp_path_factory):
         mp.setenv("SPECBOOK_OUTPUT", str(root))
         assert book.run("smoke") == 0
     return root
+
+
+@pytest.mark.chapters
+def test_executed_chapters_hold_no_warnings_and_their_kernels_logged_nothing_unexpected(smoke_run):
+    notebooks = smoke_run / "data" / "smoke" / "notebooks"
+    for notebook in CHAPTERS:
+        executed = nbformat.read(notebooks / notebook.name, as_version=4)
+        stderr = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []) if o.get("name") == "stderr")
+        assert "Warning" not in stderr, f"{notebook.name} printed a warning: filter it if it is known and harmless (runinfo.KNOWN_HARMLESS)"
+        assert book.unexpected_kernel_log(notebooks / f"{notebook.stem}.kernel.log") == []
 
 
 @pytest.mark.chapters

@@ -2,19 +2,27 @@
 
     python -m specbook.book --profile tiny [--only 01]
 
-Executed notebooks (with outputs) go to data/<profile>/notebooks/. A failing chapter stops the
-run and names the notebook, the cell and the error.
+Executed notebooks (with outputs) go to data/<profile>/notebooks/, figures to figures/<profile>/.
+The terminal shows each code cell as it starts (with the section it belongs to), the chapters'
+progress bars, and at the end the time of each chapter. The kernel's own log (not the cells'
+outputs) goes to data/<profile>/notebooks/<chapter>.kernel.log; lines that are not known to be
+harmless are shown. A failing chapter stops the run and names the notebook, the cell and the error.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
 from specbook import profiles
-from specbook.paths import NOTEBOOKS, artifacts
+from specbook.paths import NOTEBOOKS, artifacts, figures_dir
+
+# Kernel log lines every run writes: jupyter's local kernels talk over TCP on localhost, and
+# jupyter_client interrupts a kernel before it shuts it down.
+HARMLESS_KERNEL_LOG = [r"Kernel is running over TCP without encryption", r"KeyboardInterrupt caught in kernel"]
 
 
 def chapters(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -34,6 +42,58 @@ def select(only: list[str] | None) -> list[Path]:
     return picked
 
 
+def _kernel_logging_to(path: Path):
+    """A kernel manager whose kernel writes its own log (stdout and stderr of the process) to `path`."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelLoggingToFile(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            with open(path, "ab") as log:  # the kernel process keeps its own copy of the file
+                return await super().start_kernel(stdout=log, stderr=log, **kw)
+
+    return KernelLoggingToFile
+
+
+def unexpected_kernel_log(path: Path) -> list[str]:
+    """The lines of a kernel log that are not known to be harmless."""
+    if not path.exists():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    return [line for line in lines if line.strip() and not any(re.search(p, line) for p in HARMLESS_KERNEL_LOG)]
+
+
+def _status_engine() -> str:
+    """A papermill engine that prints one line as each code cell starts: the chapter, the cell's
+    number, its section (the last markdown heading above it) and the minutes since the chapter began."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class Status(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            chapter = Path(kwargs["input_path"]).stem
+            cells = nb_man.nb.cells
+            total = sum(c.cell_type == "code" for c in cells)  # the injected parameters included
+            start, number = time.perf_counter(), 0
+            original = nb_man.cell_start
+
+            def cell_start(cell, cell_index=None, **kw):
+                nonlocal number
+                if cell.cell_type == "code":
+                    number += 1
+                    headings = [
+                        m.group(1) for c in cells[:cell_index] if c.cell_type == "markdown" for m in [re.match(r"#+\s*(.*)", c.source)] if m
+                    ]
+                    section = headings[-1][:60] if headings else ""
+                    print(f"  {chapter} · cell {number}/{total} · {section} · {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+                return original(cell, cell_index, **kw)
+
+            nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("specbook-status", Status)
+    return "specbook-status"
+
+
 def run(profile: str, only: list[str] | None = None) -> int:
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
@@ -47,9 +107,12 @@ def run(profile: str, only: list[str] | None = None) -> int:
     todo = select(only)
     out_dir = artifacts(profile).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
+    seconds = {}
     for i, notebook in enumerate(todo, start=1):
         output = out_dir / notebook.name
-        print(f"[{i}/{len(todo)}] {notebook.stem} on {profile} ...", flush=True)
+        kernel_log = out_dir / f"{notebook.stem}.kernel.log"
+        kernel_log.unlink(missing_ok=True)
+        print(f"[{i}/{len(todo)}] {notebook.stem} on {profile}", flush=True)
         start = time.perf_counter()
         try:
             pm.execute_notebook(
@@ -57,9 +120,11 @@ def run(profile: str, only: list[str] | None = None) -> int:
                 str(output),
                 parameters={"profile": profile},
                 cwd=str(NOTEBOOKS),
+                engine_name=_status_engine(),
                 progress_bar=False,
-                log_output=False,
+                stderr_file=sys.stderr,  # the chapter's progress bars
                 kernel_name="python3",
+                kernel_manager_class=_kernel_logging_to(kernel_log),
             )
         except PapermillExecutionError as err:
             print(
@@ -72,13 +137,25 @@ def run(profile: str, only: list[str] | None = None) -> int:
         except DeadKernelError:
             print(
                 f"FAILED {notebook.name}: its kernel died (out of memory is the usual cause: free memory or pick a smaller profile)\n"
-                f"  the cells that ran, with their outputs: {output}",
+                f"  the cells that ran, with their outputs: {output}\n  the kernel's log: {kernel_log}",
                 file=sys.stderr,
                 flush=True,
             )
             return 1
-        print(f"[{i}/{len(todo)}] {notebook.stem} done in {time.perf_counter() - start:.0f} s -> {output}", flush=True)
+        finally:
+            for line in unexpected_kernel_log(kernel_log):
+                print(f"  kernel: {line}", file=sys.stderr, flush=True)
+        seconds[notebook.stem] = time.perf_counter() - start
+        print(f"[{i}/{len(todo)}] {notebook.stem} done in {_minutes(seconds[notebook.stem])}", flush=True)
+    print(f"\nThe book on {profile}: {len(todo)} chapters in {_minutes(sum(seconds.values()))}")
+    for name, s in seconds.items():
+        print(f"  {name:<16} {_minutes(s):>9}")
+    print(f"  executed notebooks: {out_dir}\n  figures:            {figures_dir(profile)}", flush=True)
     return 0
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def main(argv=None) -> int:

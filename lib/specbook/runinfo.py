@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import warnings
 
 import numpy as np
 
@@ -18,6 +19,26 @@ def seed_everything(seed: int) -> None:
     except ImportError:
         return
     torch.manual_seed(seed)
+
+
+# Warnings the libraries raise on every run of the book that say nothing about it: each matched by
+# its category and the start of its message, so that any other warning still shows.
+KNOWN_HARMLESS = [
+    # transformers renames an argument our decoder passes (the GPU environment's transformers lacks the new name)
+    (FutureWarning, r"`past_key_values` is deprecated"),
+    # raised inside TRL/peft's training loop, not by the book's code
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+    # TRL pins batches by default; without a GPU there is nothing to pin to
+    (UserWarning, r"'pin_memory' argument is set as true but no accelerator is found"),
+    # headless runs (papermill) have no widgets: tqdm's text bars are what they should show
+    (Warning, r"IProgress not found"),
+]
+
+
+def quiet_known_warnings() -> None:
+    """Silence KNOWN_HARMLESS (each chapter calls it first), and nothing else."""
+    for category, message in KNOWN_HARMLESS:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def commit() -> str:
