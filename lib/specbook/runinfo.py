@@ -49,9 +49,11 @@ def commit() -> str:
 
     try:
         sha = git("rev-parse", "--short=12", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
+    # compares content as git stores it (`git status` calls a notebook saved with outputs changed
+    # when the outputs change its size, though the nbstripout filter makes it identical)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD"], capture_output=True).returncode != 0
     return sha + ("+dirty" if dirty else "")
 
 
