@@ -5,7 +5,7 @@ import jupytext
 import nbformat
 import pytest
 
-from specbook import book, profiles, rationales
+from specbook import book, profiles, rationales, runinfo
 from specbook.paths import NOTEBOOKS, ROOT, Artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import stamp
@@ -49,6 +49,23 @@ def test_pairs_are_in_sync_and_sources_hold_no_outputs(notebook):
     )
     tagged = [c for c in ipynb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0].source.strip().startswith("profile = ")
+
+
+def test_a_chapter_saved_with_outputs_leaves_git_and_the_stamp_clean(tmp_path):
+    clean_filter = subprocess.run(["git", "-C", str(ROOT), "config", "filter.nbstripout.clean"], capture_output=True, text=True)
+    assert clean_filter.returncode == 0, "the nbstripout git filter is not set up: run `make setup`"
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "config", "filter.nbstripout.clean", clean_filter.stdout.strip()], check=True)
+    notebook = clone / "notebooks" / CHAPTERS[0].name
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [nbformat.v4.new_output("stream", name="stdout", text="a long output\n" * 20)], 1
+    nbformat.write(executed, notebook)  # as JupyterLab saves it
+    assert not runinfo.commit(clone).endswith("+dirty")
+    (clone / "README.md").write_text("edited")
+    assert runinfo.commit(clone).endswith("+dirty")
 
 
 def test_every_py_chapter_has_its_notebook():

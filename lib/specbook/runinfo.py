@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import subprocess
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -41,11 +42,11 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
 
 
-def commit() -> str:
+def commit(root: Path = ROOT) -> str:
     """The checkout's commit, with '+dirty' when the work tree has uncommitted changes."""
 
     def git(*args):
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         sha = git("rev-parse", "--short=12", "HEAD")
@@ -53,7 +54,7 @@ def commit() -> str:
         return "unknown"
     # compares content as git stores it (`git status` calls a notebook saved with outputs changed
     # when the outputs change its size, though the nbstripout filter makes it identical)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD"], capture_output=True).returncode != 0
+    dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD"], capture_output=True).returncode != 0
     return sha + ("+dirty" if dirty else "")
 
 
