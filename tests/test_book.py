@@ -105,6 +105,12 @@ def test_a_headless_run_shows_each_cell_the_chapters_progress_and_a_summary(tmp_
     assert "without encryption" in (tmp_path / "data" / "smoke" / "notebooks" / "07_demo.kernel.log").read_text()
 
 
+def test_a_chapter_run_before_its_inputs_exist_names_the_chapter_that_makes_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))
+    assert book.run("smoke", ["02"]) == 1
+    assert "chapter 01_datasets makes it. Run that chapter first (make run-all PROFILE=smoke NB=01)" in capsys.readouterr().err
+
+
 def test_a_dead_kernel_names_the_chapter_and_the_likely_cause(tmp_path, monkeypatch, capsys):
     notebook = _notebook(tmp_path / "07_dies.ipynb", "import os\nos._exit(1)")
     monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))

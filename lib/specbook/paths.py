@@ -31,6 +31,15 @@ class Artifacts:
 
     root: Path
 
+    def require(self, path: Path, made_by: str) -> Path:
+        """`path`, or an error naming the chapter that makes it (`made_by`, e.g. "01_datasets") and how to run it."""
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} does not exist yet: chapter {made_by} makes it. "
+                f"Run that chapter first (make run-all PROFILE={self.root.name} NB={made_by[:2]})."
+            )
+        return path
+
     @property
     def notebooks(self) -> Path:  # executed chapters, with outputs
         return self.root / "notebooks"

@@ -97,7 +97,9 @@ def base_tokenizer(profile: Profile, artifacts: Artifacts) -> PreTrainedTokenize
     """The base models' tokenizer: the one chapter 01 trained (offline profiles), else the target's."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(artifacts.tokenizer if profile.models.kind == "train" else profile.models.target)
+    if profile.models.kind != "train":
+        return AutoTokenizer.from_pretrained(profile.models.target)
+    return AutoTokenizer.from_pretrained(artifacts.require(artifacts.tokenizer, made_by="01_datasets"))
 
 
 def pretrain(

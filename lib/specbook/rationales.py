@@ -180,10 +180,7 @@ def _level_stats(level, train, test, kept, drops) -> dict:
 
 def load_rows(artifacts: Artifacts, level: str, name: str) -> list[dict]:
     """One dataset file of chapter 01 (name: train_cot, train_cod or test)."""
-    path = artifacts.dataset(level, name)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: chapter 01 writes it (make run-all NB=01 PROFILE=<profile>)")
-    return jsonl.read(path)
+    return jsonl.read(artifacts.require(artifacts.dataset(level, name), made_by="01_datasets"))
 
 
 def plot_token_lengths(artifacts: Artifacts) -> Figure:
