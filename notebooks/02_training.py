@@ -42,20 +42,32 @@ from specbook.runinfo import quiet_known_warnings
 quiet_known_warnings()  # first: some libraries warn as they load
 
 
+import dataclasses
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from specbook import bench, engines, evaluation, figures, models, pretraining, profiles, rationales, specdec, training
-from specbook.paths import artifacts
+from specbook import bench, engines, evaluation, figures, models, pretraining, profiles, rationales, specdec, stages, training
+from specbook.paths import NOTEBOOKS, artifacts, lib_sources
 from specbook.profiles import LEVELS
-from specbook.runinfo import seed_everything, stamp
-from specbook.styles import COLORS, LABELS, STYLES
+from specbook.runinfo import machine, seed_everything, stamp
+from specbook.styles import LABELS, STYLES
 
 P = profiles.load(profile)
 seed_everything(P.seed)
 A = artifacts(profile)
 print(stamp(profile), "· training backend:", training.backend())
+
+
+def cached(name, compute, params, models_used):
+    """A measurement of this chapter, reused while its settings, the models' weights, this machine and the code are unchanged."""
+    weights = [f for m in models_used if Path(m).is_dir() for f in sorted(Path(m).glob("*.safetensors"))]  # Hub ids: by name
+    code = [NOTEBOOKS / "02_training.py", *lib_sources("bench", "engines", "evaluation", "models", "specdec")]
+    params = {**params, "models": [str(m) for m in models_used], "engine": dataclasses.asdict(P.engine), "machine": machine()}
+    return stages.cached(A.cached("02_training", name), params, compute, inputs=code + weights)
+
 
 # %% [markdown]
 # ## Where the base models come from
@@ -103,20 +115,25 @@ else:
 # Speculative decoding pays only when the draft is cheap. The draft's decoding step against the
 # target's, measured here (medians of `timing_repeats` passes after warm-up, target and draft taking
 # turns over three rounds, the prompt length of chapter 00 in the cache), with the models run as the
-# profile's engine runs them. A model this
-# small on a CPU spends most of a step in per-call overhead (Python, kernel launches), which a
-# 1-layer draft pays as much as a 6-layer target; `torch.compile` (`engine.compile`, applied to
-# target and draft alike) removes most of it. The last column is the verify pass of K = 4
-# proposals against a 1-token step (chapter 00's v(K)).
+# profile's engine runs them. A small model on a CPU spends much of a step in per-call overhead
+# (Python, kernel launches), which a draft of few layers pays as much as a target of many;
+# `torch.compile` (`engine.compile`, applied to target and draft alike) removes much of it. The
+# last column is the verify pass of K = 4 proposals against a 1-token step (chapter 00's v(K)).
+
 
 # %%
-eager = (models.load_causal_lm(base_target), models.load_causal_lm(base_draft))
-runs = {"eager": eager}
-if P.engine.kind == "native" and P.engine.compile:
-    runs["torch.compile"] = tuple(specdec.compiled(m) for m in eager)
-step_costs = {
-    name: bench.step_costs(t, d, [4], context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats) for name, (t, d) in runs.items()
-}
+def measure_step_costs():
+    eager = (models.load_causal_lm(base_target), models.load_causal_lm(base_draft))
+    runs = {"eager": eager}
+    if P.engine.kind == "native" and P.engine.compile:
+        runs["torch.compile"] = tuple(specdec.compiled(m) for m in eager)
+    return {
+        name: bench.step_costs(t, d, [4], context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats) for name, (t, d) in runs.items()
+    }
+
+
+timing = {"context": P.theory.prompt_tokens, "repeats": P.theory.timing_repeats}
+step_costs = cached("step_costs", measure_step_costs, timing, [base_target, base_draft])
 display(
     pd.DataFrame(
         {
@@ -131,7 +148,7 @@ display(
         }
     ).T.round(3)
 )
-costs_setting = list(runs)[-1]  # the way the engine runs them
+costs_setting = list(step_costs)[-1]  # the way the engine runs them
 costs = step_costs[costs_setting]
 print(f"as the engine decodes ({costs_setting}): c = {costs.c:.3f} (1/{1 / costs.c:.1f}) · {stamp(profile)}")
 
@@ -141,7 +158,7 @@ if documents.texts:
     for role, b in base.items():
         ax.plot([c["step"] for c in b["curve"]], [c["loss"] for c in b["curve"]], label=f"base {role}")
     ax.set(xlabel="step", ylabel="loss (nats/token)", title="Pretraining the base models on domain text")
-    ax.legend()
+    ax.legend(loc="upper right")
     figures.save(fig, profile, "02_pretraining_loss")
     plt.show()
 
@@ -187,18 +204,21 @@ fig, axes = plt.subplots(1, len(LEVELS), figsize=(12, 3.6), sharey=True)
 for ax, level in zip(axes, LEVELS, strict=True):
     for style in STYLES:
         r = reports[style, level]
-        ax.plot([c["step"] for c in r["curve"]], [c["loss"] for c in r["curve"]], color=COLORS[style], label=f"{LABELS[style]} train")
+        ax.plot(
+            [c["step"] for c in r["curve"]], [c["loss"] for c in r["curve"]], color=figures.COLORS[style], label=f"{LABELS[style]} train"
+        )
         ax.plot(
             [c["step"] for c in r["eval_curve"]],
             [c["eval_loss"] for c in r["eval_curve"]],
             "o--",
-            color=COLORS[style],
+            color=figures.COLORS[style],
             label=f"{LABELS[style]} held-out",
         )
-    ax.set(title=level, xlabel="step")
+    ax.set(title=f"LoRA fine-tuning, {level}", xlabel="step")
+    figures.integer_ticks((ax, "x"))
 axes[0].set_ylabel("loss on the rationale (nats/token)")
-axes[0].legend(fontsize=8)
-fig.suptitle("LoRA fine-tuning of the target")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+fig.tight_layout()
 figures.save(fig, profile, "02_loss_curves")
 plt.show()
 
@@ -223,7 +243,12 @@ for level in LEVELS:
         (style, style, training.merge(A.target(style, level), A.merged(A.target(style, level)))) for style in STYLES
     ]
     for name, style, path in candidates:
-        result = evaluation.score(engine_for(path), test_rows, style, P.sft.max_new_tokens)
+        result = cached(
+            f"check_{name}_{level}",
+            lambda path=path, style=style, rows=test_rows: evaluation.score(engine_for(path), rows, style, P.sft.max_new_tokens),
+            {"rows": test_rows, "style": style, "max_new_tokens": P.sft.max_new_tokens},
+            [path],
+        )
         checks.append(
             {
                 "level": level,
@@ -233,6 +258,7 @@ for level in LEVELS:
                 "ci_high": result.ci_high,
                 "mean tokens": result.mean_tokens,
                 "n": result.n,
+                "truncated": sum(a["finish_reason"] == "length" for a in result.answers),  # hit max_new_tokens
                 "example": result.answers[0]["text"][:120],
             }
         )
@@ -243,11 +269,11 @@ print(stamp(profile))
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.6))
 width = 0.27
-colors = {"base": "0.6", **COLORS}
+colors = figures.COLORS
 for j, name in enumerate(["base", *STYLES]):
     rows = checks[checks.target == name].set_index("level").loc[list(LEVELS)]
     x = [i + (j - 1) * width for i in range(len(LEVELS))]
-    ax.bar(x, rows["accuracy"] * 100, width, color=colors[name], label=name if name == "base" else f"{LABELS[name]} target")
+    ax.bar(x, rows["accuracy"] * 100, width, color=colors[name], label="base target" if name == "base" else f"{LABELS[name]} target")
     ax.errorbar(
         x,
         rows["accuracy"] * 100,
@@ -264,7 +290,10 @@ ax.set(
     ylim=(0, 100),
     title=f"Quick check: first {P.sft.check_rows} test problems per level",
 )
-ax.legend(fontsize=8)
+if checks["accuracy"].max() == 0:
+    figures.note_degenerate(ax, f"every target scored 0 % on the {profile} profile's {P.sft.check_rows} problems per level")
+fig.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+fig.tight_layout()
 figures.save(fig, profile, "02_accuracy_check")
 plt.show()
 
@@ -272,28 +301,44 @@ plt.show()
 # ## What this chapter found
 
 # %%
-pivot = checks.pivot(index="level", columns="target", values="accuracy").loc[list(LEVELS)] * 100
-tokens = checks.pivot(index="level", columns="target", values="mean tokens").loc[list(LEVELS)]
+by = checks.set_index(["level", "target"])
 
 
 def tuned_vs_base(level):
-    gains = {style: pivot.loc[level, style] - pivot.loc[level, "base"] for style in STYLES}
-    if all(g > 0 for g in gains.values()):
-        return "both tuned targets beat the base"
-    if not any(g > 0 for g in gains.values()):
-        return "fine-tuning gained nothing over the base here"
-    return " and ".join(f"{LABELS[s]} {'gained' if g > 0 else 'did not gain'}" for s, g in gains.items())
+    """Which tuned targets beat the base beyond the 95 % intervals (n problems cannot separate overlapping ones)."""
+    base = by.loc[(level, "base")]
+    verdicts = []
+    for style in STYLES:
+        tuned = by.loc[(level, style)]
+        if tuned.ci_low > base.ci_high:
+            verdicts.append(f"{LABELS[style]} beats the base")
+        elif tuned.ci_high < base.ci_low:
+            verdicts.append(f"{LABELS[style]} falls below the base")
+        else:
+            verdicts.append(f"{LABELS[style]} and the base overlap")
+    return ", ".join(verdicts) + f" at n = {int(base.n)}"
 
 
-lines = []
-for level in LEVELS:
-    ratio = tokens.loc[level, "cod"] / tokens.loc[level, "cot"]
-    lines.append(
-        f"- **{level}**: base {pivot.loc[level, 'base']:.0f} %, CoT {pivot.loc[level, 'cot']:.0f} %, CoD "
-        f"{pivot.loc[level, 'cod']:.0f} % ({tuned_vs_base(level)}); the CoD target writes {tokens.loc[level, 'cod']:.0f} "
-        f"tokens per answer against {tokens.loc[level, 'cot']:.0f} for CoT ({ratio:.2f}x, "
-        f"{'fewer' if ratio < 1 else 'not fewer'})."
+def lengths(level):
+    cot, cod = by.loc[(level, "cot")], by.loc[(level, "cod")]
+    ratio = cod["mean tokens"] / cot["mean tokens"]
+    text = (
+        f"the CoD target writes {cod['mean tokens']:.0f} tokens per answer against {cot['mean tokens']:.0f} for CoT "
+        f"({ratio:.2f}x, {'fewer' if ratio < 1 else 'not fewer'})"
     )
+    if cot.truncated or cod.truncated:
+        text += (
+            f"; {int(cot.truncated)} CoT and {int(cod.truncated)} CoD answers of {int(cot.n)} stopped at the cap of "
+            f"{P.sft.max_new_tokens} tokens, so these means understate how long they would write"
+        )
+    return text
+
+
+lines = [
+    f"- **{level}**: base {by.loc[(level, 'base')].accuracy:.0%}, CoT {by.loc[(level, 'cot')].accuracy:.0%}, "
+    f"CoD {by.loc[(level, 'cod')].accuracy:.0%} ({tuned_vs_base(level)}); {lengths(level)}."
+    for level in LEVELS
+]
 display(
     Markdown(
         "\n".join(

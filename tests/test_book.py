@@ -203,6 +203,20 @@ def test_a_damaged_dataset_file_rebuilds_the_stage(smoke_run, monkeypatch):
 
 
 @pytest.mark.chapters
+def test_a_rerun_of_the_book_with_nothing_changed_computes_nothing_again(smoke_run, monkeypatch, capsys):
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(smoke_run))
+    models = smoke_run / "data" / "smoke" / "models"
+    adapters = {p: p.stat().st_mtime_ns for p in models.glob("*/adapter_model.safetensors")}
+    assert book.run("smoke") == 0
+    assert {p: p.stat().st_mtime_ns for p in models.glob("*/adapter_model.safetensors")} == adapters
+    notebooks = smoke_run / "data" / "smoke" / "notebooks"
+    for chapter, measurements in {"00_theory": 3, "02_training": 1 + 3 * len(LEVELS)}.items():
+        executed = nbformat.read(notebooks / f"{chapter}.ipynb", as_version=4)
+        text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+        assert text.count("(cached: computed at commit") == measurements, chapter
+
+
+@pytest.mark.chapters
 def test_chapter_00_writes_the_measurement_and_the_figures(smoke_run):
     import pandas as pd
 

@@ -108,3 +108,23 @@ def test_work_of_other_settings_is_cleared_and_work_of_the_same_is_kept(tmp_path
     assert (Stage(tmp_path / "stage", {"lr": 1e-3}).work_folder("checkpoints") / "checkpoint-10").exists()
     changed = Stage(tmp_path / "stage", {"lr": 2e-3}).work_folder("checkpoints")
     assert not (changed / "checkpoint-10").exists() and "made for other settings; cleared" in capsys.readouterr().out
+
+
+def test_a_cached_result_is_computed_once_per_params_and_code(tmp_path, capsys):
+    from specbook import stages
+
+    code = tmp_path / "code.py"
+    code.write_text("v1")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"ms": [1.5, 2.5]}
+
+    assert stages.cached(tmp_path / "m", {"k": 1}, compute, inputs=[code]) == {"ms": [1.5, 2.5]}
+    assert stages.cached(tmp_path / "m", {"k": 1}, compute, inputs=[code]) == {"ms": [1.5, 2.5]}
+    assert len(calls) == 1 and "(cached: computed at commit" in capsys.readouterr().out
+    stages.cached(tmp_path / "m", {"k": 2}, compute, inputs=[code])
+    code.write_text("v2")
+    stages.cached(tmp_path / "m", {"k": 2}, compute, inputs=[code])
+    assert len(calls) == 3

@@ -1,32 +1,110 @@
-"""Figures: one look for the whole book, saved as PNG and SVG under figures/<profile>/."""
+"""Figures: one look for the whole book (seaborn's theme and palette), saved as PNG at 200 dpi and
+SVG with real text under figures/<profile>/, each stamped with profile, config and commit.
+
+`save` checks every figure before it writes it, so that a figure fit for a blog is the only kind
+the book can make: a title on top of panel titles, a legend over data, a panel that plots several
+labelled things without a legend, or a misspelt style label ("COT") is an error that names the fix.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from specbook.paths import figures_dir
 from specbook.runinfo import stamp
+from specbook.styles import LABELS, STYLES
 
+sns.set_theme(context="notebook", style="whitegrid", palette="deep", font_scale=0.9)
 matplotlib.rcParams.update(
     {
         "figure.dpi": 110,
-        "savefig.dpi": 150,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
+        "savefig.dpi": 200,
+        "svg.fonttype": "none",  # text stays text in the SVG
         "svg.hashsalt": "specbook",  # stable SVG ids, so unchanged figures give unchanged files
+        "legend.frameon": True,
+        "legend.framealpha": 0.9,
     }
 )
+PALETTE = sns.color_palette("deep")
+COLORS = {**dict(zip(STYLES, PALETTE, strict=False)), "base": (0.55, 0.55, 0.55)}  # a base model is grey
+
+_NAMES = "|".join(LABELS.values())
+_MISSPELT = re.compile(rf"\b(?!(?:{_NAMES})\b)(?i:{_NAMES})\b")  # "cot", "COD", ...: any spelling but the label's
+
+
+class FigureError(ValueError):
+    pass
+
+
+def integer_ticks(*axes_and_which) -> None:
+    """Whole-number ticks on axes that count things: integer_ticks((ax, "y"), (ax2, "x"))."""
+    for ax, which in axes_and_which:
+        getattr(ax, f"{which}axis").set_major_locator(MaxNLocator(integer=True))
+
+
+def note_degenerate(ax, message: str) -> None:
+    """Say on the panel that its data cannot show what the figure is for (e.g. all zeros on smoke)."""
+    box = {"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7"}
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.3", wrap=True, bbox=box)
+
+
+def check(fig) -> None:
+    """Raise FigureError for what a reader should never see; see the module's docstring."""
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    if suptitle and len(axes) > 1 and any(ax.get_title() for ax in axes):
+        raise FigureError(f"title {suptitle!r} sits on top of panel titles: keep one of them")
+    texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+    for text in texts:
+        if match := _MISSPELT.search(text):
+            raise FigureError(f"{text!r} spells {match.group(0)!r}: use {' or '.join(LABELS.values())} (styles.LABELS)")
+    figure_legend = bool(fig.legends)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for i, ax in enumerate(axes):
+        labelled = [a for a in ax.lines + ax.collections + ax.containers if not str(a.get_label()).startswith("_")]
+        legend = ax.get_legend()
+        if len(labelled) > 1 and legend is None and not figure_legend:
+            raise FigureError(f"panel {i} ({ax.get_title() or 'untitled'}) plots {len(labelled)} labelled things without a legend")
+        legends = ([legend] if legend is not None else []) + fig.legends
+        if any(_covers_data(ax, lg.get_window_extent(renderer)) for lg in legends):
+            raise FigureError(
+                f"a legend covers the data of panel {i} ({ax.get_title() or 'untitled'}): move it (loc=...) or outside the panel"
+            )
+
+
+def _covers_data(ax, box) -> bool:
+    """Whether a legend's box holds a plotted point or overlaps a bar."""
+    for line in ax.lines:
+        xy = line.get_xydata()
+        if len(xy) and line.get_label() and not str(line.get_label()).startswith("_"):
+            points = ax.transData.transform(xy)
+            if any(box.contains(x, y) for x, y in points):
+                return True
+    for collection in ax.collections:
+        if len(collection.get_offsets()):
+            points = collection.get_offset_transform().transform(collection.get_offsets())
+            if any(box.contains(x, y) for x, y in points):
+                return True
+    for patch in ax.patches:
+        extent = patch.get_window_extent()
+        if extent.height > 1 and box.overlaps(extent):
+            return True
+    return False
 
 
 def save(fig, profile: str, name: str) -> list[Path]:
-    """Save `fig` as figures/<profile>/<name>.png and .svg, stamped with profile and commit."""
+    """Check `fig`, stamp it below everything else, and save it as figures/<profile>/<name>.png and .svg."""
+    check(fig)
     out = figures_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
-    fig.text(0.99, 0.005, stamp(profile), ha="right", va="bottom", fontsize=7, color="0.5")
+    # below the figure's own area: `bbox_inches="tight"` grows the canvas to hold it, clear of the axis labels
+    fig.text(0.99, -0.02, stamp(profile), ha="right", va="top", fontsize=7, color="0.45")
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     for path in paths:
         fig.savefig(path, bbox_inches="tight", metadata={"Date": None} if path.suffix == ".svg" else None)

@@ -10,6 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 PARAMS = NOTEBOOKS / "params"
+LIB = Path(__file__).resolve().parent
+
+
+def lib_sources(*modules: str) -> list[Path]:
+    """The source files of lib modules, by name: the code a stage's result depends on."""
+    return [LIB / f"{name}.py" for name in modules]
 
 
 def output_root() -> Path:
@@ -95,6 +101,10 @@ class Artifacts:
     @property
     def results(self) -> Path:  # chapter 04's per-request and per-run results
         return self.root / "results"
+
+    def cached(self, chapter: str, name: str) -> Path:
+        """A chapter's cached measurement (`stages.cached`), e.g. chapter "00_theory", name "sweep"."""
+        return self.root / "cached" / chapter / name
 
 
 def artifacts(profile: str) -> Artifacts:

@@ -20,7 +20,7 @@ from specbook.paths import Artifacts
 from specbook.profiles import LEVELS, Profile
 from specbook.prompts import STUDENT_SYSTEM
 from specbook.stages import Stage, file_hash
-from specbook.styles import COLORS, LABELS, STYLES
+from specbook.styles import LABELS, STYLES
 from specbook.template_rules import leg_rationales
 
 if TYPE_CHECKING:
@@ -187,19 +187,19 @@ def plot_token_lengths(artifacts: Artifacts) -> Figure:
     """Histograms of rationale length in tokens, CoT against CoD, one panel per level."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(LEVELS), figsize=(4 * len(LEVELS), 3.2), sharey=False)
+    from specbook import figures
+
+    fig, axes = plt.subplots(1, len(LEVELS), figsize=(4 * len(LEVELS), 3.2))
     for ax, level in zip(axes, LEVELS, strict=True):
         lengths = {s: [r["rationale_tokens"] for r in load_rows(artifacts, level, f"train_{s}")] for s in STYLES}
-        top = max([max(v) for v in lengths.values() if v] + [1])
-        bins = np.linspace(0, top, 30)
+        bins = np.linspace(0, max([max(v) for v in lengths.values() if v] + [1]), 30)
         for style in STYLES:
-            values = lengths[style]
-            name = LABELS[style]
-            label = f"{name} (mean {np.mean(values):.0f})" if values else name
-            ax.hist(values, bins=bins, alpha=0.6, color=COLORS[style], label=label)
-        ax.set_title(level)
-        ax.set_xlabel("tokens per rationale")
-        ax.legend()
+            ax.hist(lengths[style], bins=bins, alpha=0.6, color=figures.COLORS[style], label=LABELS[style])
+        means = ", ".join(f"{LABELS[s]} {np.mean(v):.0f}" for s, v in lengths.items() if v)
+        ax.set(title=f"{level}: mean {means}" if means else f"{level}: no rows", xlabel="tokens per rationale")
+        figures.integer_ticks((ax, "y"))
     axes[0].set_ylabel("training rows")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(STYLES), bbox_to_anchor=(0.5, 1.08))
     fig.tight_layout()
     return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import warnings
@@ -56,6 +57,22 @@ def commit(root: Path = ROOT) -> str:
     # when the outputs change its size, though the nbstripout filter makes it identical)
     dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD"], capture_output=True).returncode != 0
     return sha + ("+dirty" if dirty else "")
+
+
+def machine() -> dict:
+    """What a timing depends on besides the code: the processor, the threads torch uses, the
+    library versions. Part of every cached timing's parameters, so that another machine measures anew."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "gpu": gpu}
 
 
 def stamp(profile: str) -> str:

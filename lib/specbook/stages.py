@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from specbook.runinfo import commit
 
 MANIFEST = "manifest.json"
 WORK_FINGERPRINT = "fingerprint.txt"
+RESULT = "result.pkl"
+T = TypeVar("T")
 
 
 def file_hash(path: str | Path) -> str:
@@ -105,3 +109,21 @@ class Stage:
 
     def summary(self) -> dict:
         return self.manifest()["summary"]
+
+
+def cached(directory: str | Path, params: dict, compute: Callable[[], T], inputs: list[str | Path] = ()) -> T:
+    """compute() once for these params and inputs: its result is kept in `directory` (a pickle the
+    manifest hashes) and read back on a re-run, with a line saying which commit computed it.
+    For a chapter's measurements, so that a re-run of the book with nothing changed takes seconds."""
+    stage = Stage(directory, params, inputs)
+    path = stage.directory / RESULT
+    if stage.done():
+        print(f"(cached: computed at commit {stage.manifest()['commit']}; delete {stage.directory} to compute it again)")
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    result = compute()
+    stage.directory.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(result, f)
+    stage.finish({}, outputs=[path])
+    return result

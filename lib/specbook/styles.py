@@ -1,6 +1,5 @@
-"""The two rationale styles, named once: the ids used in files and paths, the labels every table
-and figure shows, and their colours."""
+"""The two rationale styles, named once: the ids used in files and paths and the labels every table
+and figure shows (their colours: `figures.COLORS`)."""
 
 STYLES = ("cot", "cod")
 LABELS = {"cot": "CoT", "cod": "CoD"}
-COLORS = {"cot": "#4C72B0", "cod": "#DD8452"}  # the first two of seaborn's "deep" palette
