@@ -136,6 +136,7 @@ def test_executed_chapters_hold_no_warnings_and_their_kernels_logged_nothing_une
         executed = nbformat.read(notebooks / notebook.name, as_version=4)
         stderr = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []) if o.get("name") == "stderr")
         assert "Warning" not in stderr, f"{notebook.name} printed a warning: filter it if it is known and harmless (runinfo.KNOWN_HARMLESS)"
+        assert "\x1b[" not in stderr, f"{notebook.name} holds terminal escape codes (nested progress bars)"
         assert book.unexpected_kernel_log(notebooks / f"{notebook.stem}.kernel.log") == []
 
 

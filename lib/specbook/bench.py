@@ -15,7 +15,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
 from specbook import metrics
 from specbook.engines import Sampling, Speculative
@@ -27,7 +26,7 @@ def interleaved(runs: dict[Hashable, Callable[[], object]], rounds: int) -> dict
     for run in runs.values():
         run()
     results = {name: [] for name in runs}
-    for _ in tqdm(range(rounds), desc="timing rounds", leave=False):
+    for _ in range(rounds):  # the runs show their own progress; a bar around theirs would nest
         for name, run in runs.items():
             results[name].append(run())
     return results

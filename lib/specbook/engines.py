@@ -189,7 +189,8 @@ class _InProcess:
         if sampling.stop and self.tokenizer is None:
             raise ValueError("stop strings need the engine's tokenizer; this engine was made without one")
         ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.model.config))
-        return [self._one(one, sampling, speculative, sampling.seed + i) for i, one in enumerate(tqdm(ids, desc=label, leave=False))]
+        bar = tqdm(ids, desc=label, leave=False, disable=len(ids) < 2)  # no bar for one request (a caller's loop has its own)
+        return [self._one(one, sampling, speculative, sampling.seed + i) for i, one in enumerate(bar)]
 
     def _finish(self, token_ids: list[int], finish_reason: str, sampling: Sampling, **timings_and_counters) -> Generation:
         return Generation(

@@ -130,7 +130,7 @@ class VllmEngine:
         label = "vllm " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
         results = []
         ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.config))
-        for i, prompt_ids in enumerate(tqdm(ids, desc=label, leave=False)):
+        for i, prompt_ids in enumerate(tqdm(ids, desc=label, leave=False, disable=len(ids) < 2)):
             params = SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i))
             before = llm.get_metrics()
             start = time.perf_counter()
