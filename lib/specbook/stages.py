@@ -40,7 +40,8 @@ def work_folder(directory: str | Path, owner: str) -> Path:
     directory = Path(directory)
     mark = directory / WORK_FINGERPRINT
     if directory.exists() and (not mark.exists() or mark.read_text() != owner):
-        print(f"{directory}: made for other settings; cleared, starting over")
+        if any(p != mark for p in directory.iterdir()):
+            print(f"{directory}: made for other settings; cleared, starting over")
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     mark.write_text(owner)
@@ -102,7 +103,8 @@ class Stage:
             "outputs": {str(p.relative_to(self.directory)): {"bytes": p.stat().st_size, "sha256": file_hash(p)} for p in files},
             "summary": summary or {},
         }
-        self.manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        # unsorted: a summary keeps its keys' order, which the chapters' tables show
+        self.manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
 
     def manifest(self) -> dict:
         return json.loads(self.manifest_path.read_text())
