@@ -226,7 +226,8 @@ plt.show()
 # ## A first accuracy check: base vs CoT vs CoD
 #
 # The first `check_rows` test problems of each level (new problems, never trained on), greedy,
-# with the profile's engine and the strict answer checker of chapter 01. The base target is asked
+# with the profile's engine (in batches of `engine.batch_size`: greedy answers do not depend on
+# batching) and the strict answer checker of chapter 01. The base target is asked
 # with the CoT system prompt. The tuned targets are merged (adapter folded into the weights) and
 # saved beside their adapter. Intervals are 95 % Wilson intervals.
 
@@ -245,7 +246,9 @@ for level in LEVELS:
     for name, style, path in candidates:
         result = cached(
             f"check_{name}_{level}",
-            lambda path=path, style=style, rows=test_rows: evaluation.score(engine_for(path), rows, style, P.sft.max_new_tokens),
+            lambda path=path, style=style, rows=test_rows: evaluation.score(
+                engine_for(path), rows, style, P.sft.max_new_tokens, batch_size=P.engine.batch_size
+            ),
             {"rows": test_rows, "style": style, "max_new_tokens": P.sft.max_new_tokens},
             [path],
         )

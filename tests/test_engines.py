@@ -89,6 +89,40 @@ def test_engine_interface(name, kind, target, draft, tok, prompts, greedy_refere
         assert metrics.summarize(out)["accepted"] > 0
 
 
+@pytest.mark.parametrize("name", ["native", "native_compiled", "transformers"])
+@pytest.mark.parametrize("batch_size", [2, 3])
+def test_greedy_batches_write_what_one_request_at_a_time_writes(name, batch_size, target, tok, prompts, greedy_reference):
+    out = make_engine(name, target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW), batch_size=batch_size)
+    assert [g.token_ids for g in out] == greedy_reference  # left padding changes nothing (float64 models)
+    assert all(g.finish_reason == "length" and len(g.token_ids) == MAX_NEW for g in out)
+
+
+@pytest.mark.parametrize("name", ["native", "transformers"])
+def test_each_row_of_a_batch_ends_on_its_own(name, target, tok, prompts, greedy_reference):
+    # an end-of-sequence token that row 1 writes early and row 0 never writes, and a stop string only row 2 writes
+    eos = next(t for t in greedy_reference[1][2:] if t not in greedy_reference[0])
+    stop = tok.decode(greedy_reference[2][3:5])
+    assert stop not in tok.decode(greedy_reference[0]) and stop not in tok.decode(greedy_reference[1])
+    engine = make_engine(name, target, tok)
+    engine.eos = engine.eos | {eos}
+    sampling = Sampling(max_new_tokens=MAX_NEW, stop=(stop,))
+    one_at_a_time = engine.generate(prompts, sampling)
+    batched = engine.generate(prompts, sampling, batch_size=3)
+    assert [g.token_ids for g in batched] == [g.token_ids for g in one_at_a_time]
+    assert [g.text for g in batched] == [g.text for g in one_at_a_time]
+    assert [g.finish_reason for g in batched] == ["length", "stop", "stop"]
+    assert batched[1].token_ids[-1] == eos and len(batched[1].token_ids) < MAX_NEW
+    assert stop not in batched[2].text and len(batched[2].token_ids) < MAX_NEW
+
+
+def test_batches_refuse_speculation_and_bad_sizes(target, draft, tok, prompts):
+    engine = NativeEngine(target, tok)
+    with pytest.raises(ValueError, match="speculates one request at a time"):
+        engine.generate(prompts, Sampling(max_new_tokens=4), Speculative("draft_model", 3, draft=draft), batch_size=2)
+    with pytest.raises(ValueError, match="batch_size is 0; it must be a whole number >= 1"):
+        engine.generate(prompts, Sampling(max_new_tokens=4), batch_size=0)
+
+
 def test_native_and_assisted_agree_on_counters(target, draft, tok, prompts):
     """Greedy: both engines run the same algorithm, so they propose and accept the same tokens."""
     spec = Speculative("draft_model", k=3, draft=draft)
@@ -319,11 +353,11 @@ class FailingAfter:
     def __init__(self, engine, n):
         self.engine, self.n, self.tokenizer, self.calls = engine, n, engine.tokenizer, 0
 
-    def generate(self, prompts, sampling, speculative=None):
+    def generate(self, prompts, sampling, speculative=None, batch_size=1):
         if self.calls == self.n:
             raise Interrupted
         self.calls += 1
-        return self.engine.generate(prompts, sampling, speculative)
+        return self.engine.generate(prompts, sampling, speculative, batch_size)
 
 
 def test_generate_resumable_resumes_without_losing_or_repeating(target, tok, prompts, tmp_path):
@@ -347,3 +381,17 @@ def test_generate_resumable_resumes_without_losing_or_repeating(target, tok, pro
     assert first == {"key": "q0", "text": g.text, "tokens": len(g.token_ids), "finish_reason": g.finish_reason}
     with pytest.raises(ValueError, match="1 duplicate keys"):
         engines.generate_resumable(engine, items + items[:1], sampling, tmp_path / "dup.jsonl")
+
+
+def test_generate_resumable_in_batches_resumes_to_the_one_at_a_time_answers(target, tok, prompts, tmp_path):
+    engine = NativeEngine(target, tok)
+    items = [(f"q{i}", p) for i, p in enumerate(prompts)]
+    greedy = Sampling(max_new_tokens=12)
+    path = tmp_path / "rows.jsonl"
+    with pytest.raises(Interrupted):
+        engines.generate_resumable(FailingAfter(engine, 1), items, greedy, path, batch_size=2)
+    assert [r["key"] for r in jsonl.read(path)] == ["q0", "q1"]  # the first batch, whole
+    resumed = FailingAfter(engine, 99)
+    rows = engines.generate_resumable(resumed, items, greedy, path, batch_size=2)
+    assert resumed.calls == 1 and [r["key"] for r in jsonl.read(path)] == ["q0", "q1", "q2"]
+    assert rows == engines.generate_resumable(engine, items, greedy, tmp_path / "one_at_a_time.jsonl")

@@ -13,7 +13,7 @@ class Replies:
     def __init__(self, tokenizer, replies):
         self.tokenizer, self.replies, self.prompts = tokenizer, replies, []
 
-    def generate(self, prompts, sampling, speculative=None):
+    def generate(self, prompts, sampling, speculative=None, batch_size=1):
         self.prompts += prompts
         out = []
         for p in prompts:

@@ -11,7 +11,7 @@ class ScriptedEngine:
     def __init__(self, tokenizer, script):
         self.tokenizer, self.script, self.calls = tokenizer, script, 0
 
-    def generate(self, prompts, sampling, speculative=None):
+    def generate(self, prompts, sampling, speculative=None, batch_size=1):
         self.calls += 1
         text = next(v for k, v in self.script.items() if k in prompts[0])
         return [Generation(text=text, token_ids=[1, 2], finish_reason="stop", latency_s=0.0)]

@@ -1,10 +1,14 @@
 """Text generation behind one interface, three engines.
 
-    engine.generate(prompts, sampling, speculative=None) -> [Generation]
+    engine.generate(prompts, sampling, speculative=None, batch_size=1) -> [Generation]
 
-Prompts are finished strings (a chat template already applied) or token ids. Every engine
-decodes at batch 1, one request after another, because the book measures per-request latency and
-speculative decoding is a latency technique; speculative and plain runs of a comparison use one engine.
+Prompts are finished strings (a chat template already applied) or token ids. At batch_size 1 every
+engine decodes one request after another: the book measures per-request latency there, and
+speculative decoding is a latency technique; speculative and plain runs of a comparison use one
+engine. batch_size > 1 is for throughput work (distillation, accuracy): the in-process engines run
+transformers' `generate()` on left-padded batches of that size, vLLM takes every prompt in one call
+(continuous batching). Greedy batched outputs are the batch-1 outputs; sampled ones come from one
+random stream per batch (seeded with the seed of its first request), not one per request.
 
 - `NativeEngine`: the lib's own decoder (`specdec`), plain decoding through the same code path.
 - `TransformersEngine`: `model.generate()`, assisted generation with a draft model at a constant
@@ -86,6 +90,16 @@ class Generation:
     proposed: int = 0  # draft tokens proposed
     accepted: int = 0  # draft tokens accepted
     accepted_at: list[int] = field(default_factory=list)  # per draft position: steps that accepted it
+
+
+def check_batch_size(batch_size, speculative: Speculative | None, engine: str) -> None:
+    if not specdec.is_whole(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size is {batch_size!r}; it must be a whole number >= 1 (1: one request at a time, for latency)")
+    if batch_size > 1 and speculative is not None:
+        raise ValueError(
+            f"the {engine} engine speculates one request at a time (batch_size=1): speculation is measured per request; "
+            f"run batched work without `speculative`"
+        )
 
 
 def eos_token_ids(model, tokenizer) -> set[int]:
@@ -183,14 +197,58 @@ class _InProcess:
         return draft
 
     def generate(
-        self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None = None
+        self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None = None, batch_size: int = 1
     ) -> list[Generation]:
         label = f"{self.name} " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
         if sampling.stop and self.tokenizer is None:
             raise ValueError("stop strings need the engine's tokenizer; this engine was made without one")
+        check_batch_size(batch_size, speculative, self.name)
         ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.model.config))
+        if batch_size > 1:
+            starts = range(0, len(ids), batch_size)
+            batches = tqdm(starts, desc=f"{label}, batches of {batch_size}", leave=False, disable=len(starts) < 2)
+            return [g for start in batches for g in self._batch(ids[start : start + batch_size], sampling, sampling.seed + start)]
         bar = tqdm(ids, desc=label, leave=False, disable=len(ids) < 2)  # no bar for one request (a caller's loop has its own)
         return [self._one(one, sampling, speculative, sampling.seed + i) for i, one in enumerate(bar)]
+
+    def _batch(self, ids: list[list[int]], sampling: Sampling, seed: int) -> list[Generation]:
+        """One left-padded batch through transformers' `generate()`; each row ends on its own (EOS,
+        stop string or length). latency_s is the batch's time, the same for each of its rows."""
+        import torch
+
+        width = max(map(len, ids))
+        input_ids = torch.full((len(ids), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for row, one in enumerate(ids):
+            input_ids[row, width - len(one) :] = torch.tensor(one)
+            mask[row, width - len(one) :] = 1
+        kwargs = {"stopping_criteria": [_StopStrings(self.tokenizer, sampling.stop, width)]} if sampling.stop else {}
+        sample = sampling.temperature > 0
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.model.device),
+                attention_mask=mask.to(self.model.device),
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=sample,
+                temperature=sampling.temperature if sample else None,
+                top_p=sampling.top_p if sample else None,
+                top_k=None,
+                eos_token_id=sorted(self.eos),
+                pad_token_id=self.pad_token_id,
+                **kwargs,
+            )
+        latency = time.perf_counter() - start
+        results = []
+        for row in out[:, width:].tolist():
+            end = next((j + 1 for j, t in enumerate(row) if t in self.eos), None)  # finished rows are padded after their EOS
+            new = row[:end] if end is not None else row
+            keep = stop_string_cut(self.tokenizer, new, sampling.stop)
+            new = new[:keep] if keep is not None else new
+            finished = keep is not None or end is not None
+            results.append(self._finish(new, "stop" if finished else "length", sampling, latency_s=latency, steps=len(new)))
+        return results
 
     def _finish(self, token_ids: list[int], finish_reason: str, sampling: Sampling, **timings_and_counters) -> Generation:
         return Generation(
@@ -281,8 +339,8 @@ class _StopStrings:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        found = stop_string_cut(self.tokenizer, input_ids[0, self.prompt_length :].tolist(), self.stop) is not None
-        return torch.tensor([found], device=input_ids.device)
+        found = [stop_string_cut(self.tokenizer, row, self.stop) is not None for row in input_ids[:, self.prompt_length :].tolist()]
+        return torch.tensor(found, device=input_ids.device)  # one per row: each row of a batch stops on its own
 
 
 class _CountingCandidates:
@@ -388,20 +446,28 @@ def make(cfg: Engine, model: str, seed: int = 0) -> NativeEngine | TransformersE
 
 
 def generate_resumable(
-    engine, items: list[tuple[str, str]], sampling: Sampling, path: str | Path, desc: str = "generate"
+    engine, items: list[tuple[str, str]], sampling: Sampling, path: str | Path, desc: str = "generate", batch_size: int = 1
 ) -> dict[str, dict]:
-    """One answer per (key, prompt), each appended to the JSONL file `path` as soon as it is made:
+    """One answer per (key, prompt), appended to the JSONL file `path` as soon as its batch is made:
     a run that is stopped resumes with the keys the file lacks, losing and repeating nothing.
-    Item i is seeded with sampling.seed + i whenever it runs. Returns {key: row}, rows with key,
-    text, tokens and finish_reason, in the order of `items`."""
+    At batch_size 1, item i is seeded with sampling.seed + i whenever it runs; a batch is seeded
+    with the seed of its first item (greedy answers do not depend on seeds or batches). Returns
+    {key: row}, rows with key, text, tokens and finish_reason, in the order of `items`."""
     keys = [key for key, _ in items]
     if len(set(keys)) != len(keys):
         raise ValueError(f"{len(keys) - len(set(keys))} duplicate keys: each item needs its own key to resume by")
     done = {row["key"]: row for row in jsonl.read_log(path)}
     todo = [(i, key, prompt) for i, (key, prompt) in enumerate(items) if key not in done]
-    for i, key, prompt in tqdm(todo, desc=desc, initial=len(items) - len(todo), total=len(items)):
-        (g,) = engine.generate([prompt], dataclasses.replace(sampling, seed=sampling.seed + i))
-        row = {"key": key, "text": g.text, "tokens": len(g.token_ids), "finish_reason": g.finish_reason}
-        jsonl.append(path, [row])
-        done[key] = row
+    with tqdm(desc=desc, initial=len(items) - len(todo), total=len(items)) as bar:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            seeded = dataclasses.replace(sampling, seed=sampling.seed + chunk[0][0])
+            generations = engine.generate([prompt for _, _, prompt in chunk], seeded, batch_size=batch_size)
+            rows = [
+                {"key": key, "text": g.text, "tokens": len(g.token_ids), "finish_reason": g.finish_reason}
+                for (_, key, _), g in zip(chunk, generations, strict=True)
+            ]
+            jsonl.append(path, rows)
+            done.update((row["key"], row) for row in rows)
+            bar.update(len(chunk))
     return {key: done[key] for key in keys}

@@ -25,10 +25,11 @@ class Score:
     generations: list[Generation]
 
 
-def score(engine, rows: list[dict], style: str, max_new_tokens: int, speculative: Speculative | None = None) -> Score:
-    """Greedy answers of `engine` to rows (question, answer) under the style's system prompt."""
+def score(engine, rows: list[dict], style: str, max_new_tokens: int, speculative: Speculative | None = None, batch_size: int = 1) -> Score:
+    """Greedy answers of `engine` to rows (question, answer) under the style's system prompt
+    (batch_size > 1: batched, for throughput; see `engines`)."""
     prompts = [chat_prompt(engine.tokenizer, STUDENT_SYSTEM[style], r["question"]) for r in rows]
-    generations = engine.generate(prompts, Sampling(max_new_tokens=max_new_tokens), speculative)
+    generations = engine.generate(prompts, Sampling(max_new_tokens=max_new_tokens), speculative, batch_size)
     answers = []
     for r, g in zip(rows, generations, strict=True):
         predicted = extract_answer(g.text)

@@ -195,6 +195,7 @@ class Engine:
     tensor_parallel_size: int = 1  # vllm: GPUs the target is split over
     gpu_memory_utilization: float = 0.85  # vllm: share of GPU memory it may take
     compile: bool = False  # native: torch.compile target and draft (small models on a CPU are overhead-bound)
+    batch_size: int = 64  # throughput work (accuracy checks, distillation): prompts per batch; timing is always batch 1
 
 
 @dataclass(frozen=True)
@@ -369,6 +370,7 @@ POSITIVE = (
     "models.pretrain.seq_len",
     "sft.lora.lora_alpha",
     "engine.tensor_parallel_size",
+    "engine.batch_size",
     "engine.gpu_memory_utilization",
 )
 SHAPES = ("theory.target", "models.target_shape", "models.draft_shape")

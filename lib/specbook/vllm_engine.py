@@ -13,7 +13,7 @@ import time
 from tqdm import tqdm
 
 from specbook import specdec
-from specbook.engines import Generation, Sampling, Speculative, check_draft_tokenizer, prompt_token_ids
+from specbook.engines import Generation, Sampling, Speculative, check_batch_size, check_draft_tokenizer, prompt_token_ids
 
 # --- vLLM -------------------------------------------------------------------------------------
 
@@ -122,14 +122,26 @@ class VllmEngine:
         return self._llm
 
     def generate(
-        self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None = None
+        self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None = None, batch_size: int = 1
     ) -> list[Generation]:
         from vllm import SamplingParams
 
+        check_batch_size(batch_size, speculative, self.name)
         llm = self._llm_with(speculative)
         label = "vllm " + (f"{speculative.method} k={speculative.k}" if speculative else "plain")
         results = []
         ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.config))
+        if batch_size > 1:  # every prompt in one call: vLLM batches them continuously, whatever batch_size says
+            params = [SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i)) for i in range(len(ids))]
+            start = time.perf_counter()
+            outs = llm.generate([{"prompt_token_ids": one} for one in ids], params, use_tqdm=True)
+            latency = time.perf_counter() - start
+            return [
+                Generation(
+                    o.outputs[0].text, list(o.outputs[0].token_ids), o.outputs[0].finish_reason, latency, steps=len(o.outputs[0].token_ids)
+                )
+                for o in outs
+            ]
         for i, prompt_ids in enumerate(tqdm(ids, desc=label, leave=False, disable=len(ids) < 2)):
             params = SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i))
             before = llm.get_metrics()
