@@ -137,6 +137,14 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    # tqdm's bar in every front end (transformers picks an HTML table inside any kernel, which a
+    # headless run cannot show): `make run-all` forwards it to the terminal, JupyterLab draws it
+    from transformers.trainer_callback import ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for shown in (NotebookProgressCallback, ProgressCallback):
+        trainer.remove_callback(shown)
+    trainer.add_callback(ProgressCallback)
     resumed_from = max((int(p.name.removeprefix("checkpoint-")) for p in checkpoints.glob("checkpoint-*")), default=0)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resumed_from > 0)
