@@ -1,5 +1,6 @@
 import json
 import subprocess
+import sys
 
 import jupytext
 import nbformat
@@ -48,7 +49,15 @@ def test_pairs_are_in_sync_and_sources_hold_no_outputs(notebook):
         f"{notebook.name} and {paired.name} differ: run make sync"
     )
     tagged = [c for c in ipynb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and tagged[0].source.strip().startswith("profile = ")
+    assert len(tagged) == 1 and 'profile = "tiny"  # smoke | tiny | full' in tagged[0].source
+    assert all(f"#   {name}" in tagged[0].source for name in ("smoke", "tiny", "full"))  # what each is, and its time
+
+
+def test_papermill_describes_the_parameter():
+    shown = subprocess.run(
+        [sys.executable, "-m", "papermill", "--help-notebook", str(CHAPTERS[0])], capture_output=True, text=True, check=True
+    ).stdout
+    assert 'profile: Unknown type (default "tiny")' in shown and "smoke | tiny | full" in shown
 
 
 def test_a_chapter_saved_with_outputs_leaves_git_and_the_stamp_clean(tmp_path):
