@@ -410,12 +410,12 @@ for j, name in enumerate(drafts):
     r = results[results.draft == name]
     color = figures.PALETTE[j]
     axes[0].plot(r["K"], r["tokens/step"], "o", color=color, label=f"{name}: measured")
-    axes[0].plot(r["K"], r["E(alpha_K1, K)"], "-", color=color, label=f"{name}: E(α̂, K)")
+    axes[0].plot(r["K"], r["E(alpha_K1, K)"], "-", color=color, label=f"{name}: model")
     axes[1].plot(r["K"], r["speedup"], "o", color=color, label=f"{name}: measured")
-    axes[1].plot(r["K"], r["predicted speedup"], "-", color=color, label=f"{name}: E / (K·c + v)")
-axes[0].set(xlabel="K", ylabel="tokens per target pass", title="Mean acceptance length")
+    axes[1].plot(r["K"], r["predicted speedup"], "-", color=color, label=f"{name}: model")
+axes[0].set(xlabel="K", ylabel="tokens per target pass", title="Mean acceptance length (model: E(α̂, K))")
 axes[1].axhline(1, color="0.5", lw=0.8)
-axes[1].set(xlabel="K", ylabel="tokens/s over the target alone", title="Speedup on this CPU")
+axes[1].set(xlabel="K", ylabel="tokens/s over the target alone", title="Speedup on this CPU (model: E / (K·c + v))")
 figures.integer_ticks((axes[0], "x"), (axes[1], "x"))
 if results["acceptance rate"].max() == 0:
     figures.note_degenerate(axes[0], f"no draft token was accepted on the {profile} profile:\nthe curves show the cost of K, not its gain")

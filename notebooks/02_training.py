@@ -163,6 +163,7 @@ if documents.texts:
     for role, b in base.items():
         ax.plot([c["step"] for c in b["curve"]], [c["loss"] for c in b["curve"]], label=f"base {role}")
     ax.set(xlabel="step", ylabel="loss (nats/token)", title="Pretraining the base models on domain text")
+    figures.integer_ticks((ax, "x"))
     ax.legend(loc="upper right")
     figures.save(fig, profile, "02_pretraining_loss")
     plt.show()

@@ -104,7 +104,7 @@ def save(fig, profile: str, name: str) -> list[Path]:
     out = figures_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     # below the figure's own area: `bbox_inches="tight"` grows the canvas to hold it, clear of the axis labels
-    fig.text(0.99, -0.02, stamp(profile), ha="right", va="top", fontsize=7, color="0.45")
+    fig.text(0.99, -0.05, stamp(profile), ha="right", va="top", fontsize=7, color="0.45")
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     for path in paths:
         fig.savefig(path, bbox_inches="tight", metadata={"Date": None} if path.suffix == ".svg" else None)
