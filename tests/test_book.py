@@ -120,6 +120,17 @@ def test_a_chapter_run_before_its_inputs_exist_names_the_chapter_that_makes_them
     assert "chapter 01_datasets makes it. Run that chapter first (make run-all PROFILE=smoke NB=01)" in capsys.readouterr().err
 
 
+def test_only_unknown_kernel_log_lines_are_shown(tmp_path):
+    log = tmp_path / "k.log"
+    log.write_text(
+        "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All communication ...\n"
+        "Task was destroyed but it is pending!\n"
+        "task: <Task pending name='Task-45' coro=<Kernel.dispatch_control() running at .../kernelbase.py:372> ...>\n"
+        "Segmentation fault in libtorch\n"
+    )
+    assert book.unexpected_kernel_log(log) == ["Segmentation fault in libtorch"]
+
+
 def test_a_dead_kernel_names_the_chapter_and_the_likely_cause(tmp_path, monkeypatch, capsys):
     notebook = _notebook(tmp_path / "07_dies.ipynb", "import os\nos._exit(1)")
     monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))

@@ -20,9 +20,15 @@ from pathlib import Path
 from specbook import profiles
 from specbook.paths import NOTEBOOKS, artifacts, figures_dir
 
-# Kernel log lines every run writes: jupyter's local kernels talk over TCP on localhost, and
-# jupyter_client interrupts a kernel before it shuts it down.
-HARMLESS_KERNEL_LOG = [r"Kernel is running over TCP without encryption", r"KeyboardInterrupt caught in kernel"]
+# Kernel log lines that say nothing about a chapter: jupyter's local kernels talk over TCP on
+# localhost; jupyter_client interrupts a kernel before it shuts it down; and sometimes the kernel's
+# control-channel task is still waiting when its process exits (asyncio reports it in two lines).
+HARMLESS_KERNEL_LOG = [
+    r"Kernel is running over TCP without encryption",
+    r"KeyboardInterrupt caught in kernel",
+    r"^Task was destroyed but it is pending!$",
+    r"^task: <Task pending name='Task-\d+' coro=<Kernel\.dispatch_control\(\)",
+]
 
 
 def chapters(directory: Path = NOTEBOOKS) -> list[Path]:
