@@ -223,20 +223,13 @@ class _InProcess:
             input_ids[row, width - len(one) :] = torch.tensor(one)
             mask[row, width - len(one) :] = 1
         kwargs = {"stopping_criteria": [_StopStrings(self.tokenizer, sampling.stop, width)]} if sampling.stop else {}
-        sample = sampling.temperature > 0
         torch.manual_seed(seed)
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.model.device),
                 attention_mask=mask.to(self.model.device),
-                max_new_tokens=sampling.max_new_tokens,
-                do_sample=sample,
-                temperature=sampling.temperature if sample else None,
-                top_p=sampling.top_p if sample else None,
-                top_k=None,
-                eos_token_id=sorted(self.eos),
-                pad_token_id=self.pad_token_id,
+                **self._generate_kwargs(sampling),
                 **kwargs,
             )
         latency = time.perf_counter() - start
@@ -249,6 +242,19 @@ class _InProcess:
             finished = keep is not None or end is not None
             results.append(self._finish(new, "stop" if finished else "length", sampling, latency_s=latency, steps=len(new)))
         return results
+
+    def _generate_kwargs(self, sampling: Sampling) -> dict:
+        """transformers' `generate()` arguments for `sampling` (at batch 1 and in batches alike)."""
+        sample = sampling.temperature > 0
+        return {
+            "max_new_tokens": sampling.max_new_tokens,
+            "do_sample": sample,
+            "temperature": sampling.temperature if sample else None,
+            "top_p": sampling.top_p if sample else None,
+            "top_k": None,
+            "eos_token_id": sorted(self.eos),
+            "pad_token_id": self.pad_token_id,
+        }
 
     def _finish(self, token_ids: list[int], finish_reason: str, sampling: Sampling, **timings_and_counters) -> Generation:
         return Generation(
@@ -391,24 +397,13 @@ class TransformersEngine(_InProcess):
             self.model._get_candidate_generator = lambda *a, **kw: _CountingCandidates(original(*a, **kw), counts)
         if sampling.stop:
             kwargs["stopping_criteria"] = [_StopStrings(self.tokenizer, sampling.stop, len(prompt_ids))]
-        sample = sampling.temperature > 0
         ids = torch.tensor([prompt_ids], device=self.model.device)
         clock = _FirstTokenClock()
         torch.manual_seed(seed)
         try:
             with torch.inference_mode():
                 out = self.model.generate(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    max_new_tokens=sampling.max_new_tokens,
-                    do_sample=sample,
-                    temperature=sampling.temperature if sample else None,
-                    top_p=sampling.top_p if sample else None,
-                    top_k=None,
-                    eos_token_id=sorted(self.eos),
-                    pad_token_id=self.pad_token_id,
-                    streamer=clock,
-                    **kwargs,
+                    input_ids=ids, attention_mask=torch.ones_like(ids), streamer=clock, **self._generate_kwargs(sampling), **kwargs
                 )
         finally:
             if speculative is not None:

@@ -142,9 +142,13 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
     from transformers.trainer_callback import ProgressCallback
     from transformers.utils.notebook import NotebookProgressCallback
 
+    class TrainingBar(ProgressCallback):
+        def on_prediction_step(self, *args, **kwargs):
+            pass  # no evaluation bar nested under the training bar: its cursor moves leave escape codes in a notebook
+
     for shown in (NotebookProgressCallback, ProgressCallback):
         trainer.remove_callback(shown)
-    trainer.add_callback(ProgressCallback)
+    trainer.add_callback(TrainingBar)
     resumed_from = max((int(p.name.removeprefix("checkpoint-")) for p in checkpoints.glob("checkpoint-*")), default=0)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resumed_from > 0)
