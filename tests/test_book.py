@@ -158,6 +158,11 @@ def test_executed_chapters_hold_no_warnings_and_their_kernels_logged_nothing_une
         assert "Warning" not in stderr, f"{notebook.name} printed a warning: filter it if it is known and harmless (runinfo.KNOWN_HARMLESS)"
         assert "\x1b[" not in stderr, f"{notebook.name} holds terminal escape codes (nested progress bars)"
         assert book.unexpected_kernel_log(notebooks / f"{notebook.stem}.kernel.log") == []
+        for cell in executed.cells:
+            for output in cell.get("outputs", []):
+                text = output.get("data", {}).get("text/plain", "") or output.get("text", "")
+                if all(level in text for level in LEVELS):  # a table or list over the levels keeps the book's order
+                    assert [text.index(level) for level in LEVELS] == sorted(text.index(level) for level in LEVELS), text[:300]
 
 
 @pytest.mark.chapters
