@@ -77,19 +77,16 @@ def _status_engine() -> str:
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
             chapter = Path(kwargs["input_path"]).stem
-            cells = nb_man.nb.cells
-            total = sum(c.cell_type == "code" for c in cells)  # the injected parameters included
-            start, number = time.perf_counter(), 0
+            total = sum(c.cell_type == "code" for c in nb_man.nb.cells)  # the injected parameters included
+            start, number, section = time.perf_counter(), 0, ""
             original = nb_man.cell_start
 
-            def cell_start(cell, cell_index=None, **kw):
-                nonlocal number
-                if cell.cell_type == "code":
+            def cell_start(cell, cell_index=None, **kw):  # papermill calls it for every cell, markdown too
+                nonlocal number, section
+                if cell.cell_type == "markdown" and (heading := re.match(r"#+\s*(.*)", cell.source)):
+                    section = heading.group(1)[:60]
+                elif cell.cell_type == "code":
                     number += 1
-                    headings = [
-                        m.group(1) for c in cells[:cell_index] if c.cell_type == "markdown" for m in [re.match(r"#+\s*(.*)", c.source)] if m
-                    ]
-                    section = headings[-1][:60] if headings else ""
                     print(f"  {chapter} · cell {number}/{total} · {section} · {(time.perf_counter() - start) / 60:.1f} min", flush=True)
                 return original(cell, cell_index, **kw)
 
@@ -113,7 +110,7 @@ def run(profile: str, only: list[str] | None = None) -> int:
     todo = select(only)
     out_dir = artifacts(profile).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
-    seconds = {}
+    engine, seconds = _status_engine(), {}
     for i, notebook in enumerate(todo, start=1):
         output = out_dir / notebook.name
         kernel_log = out_dir / f"{notebook.stem}.kernel.log"
@@ -126,7 +123,7 @@ def run(profile: str, only: list[str] | None = None) -> int:
                 str(output),
                 parameters={"profile": profile},
                 cwd=str(NOTEBOOKS),
-                engine_name=_status_engine(),
+                engine_name=engine,
                 progress_bar=False,
                 stderr_file=sys.stderr,  # the chapter's progress bars
                 kernel_name="python3",

@@ -59,15 +59,14 @@ def check(fig) -> None:
     suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
     if suptitle and len(axes) > 1 and any(ax.get_title() for ax in axes):
         raise FigureError(f"title {suptitle!r} sits on top of panel titles: keep one of them")
-    texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
-    for text in texts:
+    for text in (t.get_text() for t in fig.findobj(matplotlib.text.Text)):
         if match := _MISSPELT.search(text):
             raise FigureError(f"{text!r} spells {match.group(0)!r}: use {' or '.join(LABELS.values())} (styles.LABELS)")
     figure_legend = bool(fig.legends)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for i, ax in enumerate(axes):
-        labelled = [a for a in ax.lines + ax.collections + ax.containers if not str(a.get_label()).startswith("_")]
+        labelled = [a for a in ax.lines + ax.collections + ax.containers if _labelled(a)]
         legend = ax.get_legend()
         if len(labelled) > 1 and legend is None and not figure_legend:
             raise FigureError(f"panel {i} ({ax.get_title() or 'untitled'}) plots {len(labelled)} labelled things without a legend")
@@ -78,11 +77,16 @@ def check(fig) -> None:
             )
 
 
+def _labelled(artist) -> bool:
+    """Whether an artist has a legend label (matplotlib names unlabelled ones "_child0" and the like)."""
+    return bool(artist.get_label()) and not str(artist.get_label()).startswith("_")
+
+
 def _covers_data(ax, box) -> bool:
     """Whether a legend's box holds a plotted point or overlaps a bar."""
     for line in ax.lines:
         xy = line.get_xydata()
-        if len(xy) and line.get_label() and not str(line.get_label()).startswith("_"):
+        if len(xy) and _labelled(line):
             points = ax.transData.transform(xy)
             if any(box.contains(x, y) for x, y in points):
                 return True
