@@ -1,6 +1,7 @@
 # specbook: `make run-all` runs the book, `make test` checks it. Both set themselves up.
 PROFILE ?= tiny
 NB ?=
+FORCE ?=
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -28,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 run-all: setup
-	$(BIN)/python -m specbook.book --profile $(PROFILE) $(if $(NB),--only $(NB))
+	$(BIN)/python -m specbook.book --profile $(PROFILE) $(if $(NB),--only $(NB)) $(if $(FORCE),--force)
 
 # Lint first (seconds), then every test including the chapters on smoke (minutes).
 test: lint

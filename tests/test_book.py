@@ -108,10 +108,43 @@ def test_a_headless_run_shows_each_cell_the_chapters_progress_and_a_summary(tmp_
     assert book.run("smoke") == 0
     out, err = capsys.readouterr()
     assert "07_demo · cell 3/4 · 1 · Counting" in out and "07_demo · cell 4/4 · 1 · Counting" in out
-    assert "The book on smoke: 1 chapters in" in out and f"executed notebooks: {tmp_path}" in out
+    assert "The book on smoke: 1 of 1 chapters ran, in" in out and f"executed notebooks: {tmp_path}" in out
     assert "counting: 100%" in err and "a warning of the chapter" in err  # the chapter's own stderr, forwarded
     assert "without encryption" not in out + err and "KeyboardInterrupt" not in out + err  # the kernel's, kept in its log
     assert "without encryption" in (tmp_path / "data" / "smoke" / "notebooks" / "07_demo.kernel.log").read_text()
+
+
+def test_a_current_chapter_is_not_run_again_until_what_it_saw_changes(tmp_path, monkeypatch, capsys):
+    first = _notebook(tmp_path / "07_writes.ipynb", "from specbook.paths import data_dir\n(data_dir('smoke') / 'made.txt').write_text('a')")
+    second = _notebook(
+        tmp_path / "08_reads.ipynb",
+        "from specbook.paths import figures_dir\nfigures_dir('smoke').mkdir(parents=True, exist_ok=True)\n"
+        "(figures_dir('smoke') / '08.png').write_text('b')",
+    )
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))
+    monkeypatch.setattr(book, "chapters", lambda: [first, second])
+    made = tmp_path / "data" / "smoke" / "made.txt"
+    assert book.run("smoke") == 0
+    capsys.readouterr()
+    assert book.run("smoke") == 0
+    out = capsys.readouterr().out
+    assert "07_writes on smoke: current (run at commit" in out and "08_reads on smoke: current" in out
+    assert "0 of 2 chapters ran" in out
+    made.write_text("changed")  # what chapter 07 wrote (and 08 saw) changed: both run again
+    assert book.run("smoke") == 0
+    out = capsys.readouterr().out
+    assert f"07_writes on smoke (runs: {made} changed since)" in out and f"08_reads on smoke (runs: {made} changed since)" in out
+    assert book.run("smoke", ["08"], force=True) == 0  # 08 rewrites its figure: 07 never read it, and stays current
+    capsys.readouterr()
+    assert book.run("smoke") == 0
+    assert "0 of 2 chapters ran" in capsys.readouterr().out
+    (tmp_path / "data" / "smoke" / "notebooks" / "08_reads.ipynb").unlink()
+    assert book.run("smoke") == 0
+    out = capsys.readouterr().out
+    assert "07_writes on smoke: current" in out and "08_reads on smoke (runs: its executed notebook is missing)" in out
+    monkeypatch.setattr(book, "fingerprint", lambda notebook, profile: "another lib")
+    assert book.run("smoke", ["07"]) == 0
+    assert "(runs: its notebook, the lib, the profile, the installed packages or the processor changed)" in capsys.readouterr().out
 
 
 def test_a_chapter_run_before_its_inputs_exist_names_the_chapter_that_makes_them(tmp_path, monkeypatch, capsys):
@@ -234,6 +267,8 @@ def test_a_rerun_of_the_book_with_nothing_changed_computes_nothing_again(smoke_r
     models = smoke_run / "data" / "smoke" / "models"
     adapters = {p: p.stat().st_mtime_ns for p in models.glob("*/adapter_model.safetensors")}
     assert book.run("smoke") == 0
+    assert f"0 of {len(CHAPTERS)} chapters ran" in capsys.readouterr().out
+    assert book.run("smoke", force=True) == 0  # every chapter runs; its stages find their work done
     assert {p: p.stat().st_mtime_ns for p in models.glob("*/adapter_model.safetensors")} == adapters
     notebooks = smoke_run / "data" / "smoke" / "notebooks"
     for chapter, measurements in {"00_theory": 3, "02_training": 1 + 3 * len(LEVELS)}.items():

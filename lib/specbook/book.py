@@ -3,6 +3,10 @@
     python -m specbook.book --profile tiny [--only 01]
 
 Executed notebooks (with outputs) go to data/<profile>/notebooks/, figures to figures/<profile>/.
+A chapter whose last run is still current is not run again (`--force` runs it anyway): current
+means the same notebook, lib, profile values, installed packages and processor, and every file
+present when that run ended (its outputs and what it read) is still there, untouched. A file
+rewritten since by a later chapter's run does not count: earlier chapters never read it.
 The terminal shows each code cell as it starts (with the section it belongs to), the chapters'
 progress bars, and at the end the time of each chapter. The kernel's own log (not the cells'
 outputs) goes to data/<profile>/notebooks/<chapter>.kernel.log; lines that are not known to be
@@ -12,13 +16,18 @@ harmless are shown. A failing chapter stops the run and names the notebook, the 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
 import re
 import sys
 import time
 from pathlib import Path
 
-from specbook import profiles
-from specbook.paths import NOTEBOOKS, artifacts, figures_dir
+from specbook import profiles, runinfo
+from specbook.paths import LIB, NOTEBOOKS, artifacts, figures_dir
 
 # Kernel log lines that say nothing about a chapter: jupyter's local kernels talk over TCP on
 # localhost; jupyter_client interrupts a kernel before it shuts it down; and sometimes the kernel's
@@ -46,6 +55,64 @@ def select(only: list[str] | None) -> list[Path]:
         names = ", ".join(nb.stem for nb in found)
         raise SystemExit(f"no chapter matches {', '.join(missing)}; chapters: {names}")
     return picked
+
+
+def fingerprint(notebook: Path, profile: str) -> str:
+    """What a chapter's run depends on besides the files it reads: its notebook, the lib, every value
+    of the profile, the installed packages and the processor (chapters cache timings per machine)."""
+    digest = hashlib.sha256(notebook.read_bytes())
+    for source in sorted(LIB.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
+    cpu = platform.processor()
+    if Path("/proc/cpuinfo").exists():
+        cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), cpu)
+    digest.update(json.dumps([profiles.config_hash(profiles.load(profile)), packages, cpu, os.cpu_count()]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _files(profile: str) -> dict[str, list[int]]:
+    """Size and modification time of every artifact of the profile (the executed notebooks aside)."""
+    roots, notebooks = [artifacts(profile).root, figures_dir(profile)], artifacts(profile).notebooks
+    return {
+        str(path): [(stat := path.stat()).st_size, stat.st_mtime_ns]
+        for root in roots
+        if root.exists()
+        for path in root.rglob("*")
+        if path.is_file() and notebooks not in path.parents
+    }
+
+
+def _record(profile: str, notebook: Path) -> Path:
+    return artifacts(profile).notebooks / f"{notebook.stem}.run.json"
+
+
+def _read_record(profile: str, notebook: Path) -> dict | None:
+    try:
+        return json.loads(_record(profile, notebook).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def why_run(profile: str, notebook: Path, later: list[Path]) -> str | None:
+    """Why `notebook` must run again, or None when its last run is current. `later`: the chapters
+    after it, whose runs may rewrite files that this chapter's record saw but never reads."""
+    record = _read_record(profile, notebook)
+    if record is None:
+        return "it has not run to its end on this profile"
+    if not (artifacts(profile).notebooks / notebook.name).exists():
+        return "its executed notebook is missing"
+    if record["fingerprint"] != fingerprint(notebook, profile):
+        return "its notebook, the lib, the profile, the installed packages or the processor changed"
+    windows = [(r["started_ns"], r["ended_ns"]) for r in map(lambda nb: _read_record(profile, nb), later) if r]
+    for path, (size, mtime) in record["files"].items():
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            return f"{path} is missing"
+        if [stat.st_size, stat.st_mtime_ns] != [size, mtime] and not any(a <= stat.st_mtime_ns <= b for a, b in windows):
+            return f"{path} changed since"
+    return None
 
 
 def _kernel_logging_to(path: Path):
@@ -97,7 +164,7 @@ def _status_engine() -> str:
     return "specbook-status"
 
 
-def run(profile: str, only: list[str] | None = None) -> int:
+def run(profile: str, only: list[str] | None = None, force: bool = False) -> int:
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -110,13 +177,25 @@ def run(profile: str, only: list[str] | None = None) -> int:
     todo = select(only)
     out_dir = artifacts(profile).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine, seconds = _status_engine(), {}
+    engine, seconds, book = _status_engine(), {}, chapters()
     for i, notebook in enumerate(todo, start=1):
         output = out_dir / notebook.name
+        later = book[book.index(notebook) + 1 :] if notebook in book else []
+        reason = "--force" if force else why_run(profile, notebook, later)
+        if reason is None:
+            record = _read_record(profile, notebook)
+            print(
+                f"[{i}/{len(todo)}] {notebook.stem} on {profile}: current (run at commit {record['commit']} in "
+                f"{_minutes(record['seconds'])}; `make run-all FORCE=1` runs it again)",
+                flush=True,
+            )
+            seconds[notebook.stem] = None
+            continue
         kernel_log = out_dir / f"{notebook.stem}.kernel.log"
         kernel_log.unlink(missing_ok=True)
-        print(f"[{i}/{len(todo)}] {notebook.stem} on {profile}", flush=True)
-        start = time.perf_counter()
+        _record(profile, notebook).unlink(missing_ok=True)
+        print(f"[{i}/{len(todo)}] {notebook.stem} on {profile} (runs: {reason})", flush=True)
+        start, started_ns = time.perf_counter(), time.time_ns() - 10**9  # file times lag the clock by up to a tick
         try:
             pm.execute_notebook(
                 str(notebook),
@@ -149,10 +228,20 @@ def run(profile: str, only: list[str] | None = None) -> int:
             for line in unexpected_kernel_log(kernel_log):
                 print(f"  kernel: {line}", file=sys.stderr, flush=True)
         seconds[notebook.stem] = time.perf_counter() - start
+        record = {
+            "fingerprint": fingerprint(notebook, profile),
+            "commit": runinfo.commit(),
+            "seconds": seconds[notebook.stem],
+            "started_ns": started_ns,
+            "ended_ns": time.time_ns(),
+            "files": _files(profile),
+        }
+        _record(profile, notebook).write_text(json.dumps(record, indent=1))
         print(f"[{i}/{len(todo)}] {notebook.stem} done in {_minutes(seconds[notebook.stem])}", flush=True)
-    print(f"\nThe book on {profile}: {len(todo)} chapters in {_minutes(sum(seconds.values()))}")
+    ran = {name: s for name, s in seconds.items() if s is not None}
+    print(f"\nThe book on {profile}: {len(ran)} of {len(todo)} chapters ran, in {_minutes(sum(ran.values()))}")
     for name, s in seconds.items():
-        print(f"  {name:<16} {_minutes(s):>9}")
+        print(f"  {name:<16} {'current' if s is None else _minutes(s):>9}")
     print(f"  executed notebooks: {out_dir}\n  figures:            {figures_dir(profile)}", flush=True)
     return 0
 
@@ -165,8 +254,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="tiny", help=f"one of {', '.join(profiles.available())}")
     parser.add_argument("--only", nargs="*", help="chapter numbers or names, e.g. 01")
+    parser.add_argument("--force", action="store_true", help="run the chapters even when their last run is current")
     args = parser.parse_args(argv)
-    return run(args.profile, args.only)
+    return run(args.profile, args.only, args.force)
 
 
 if __name__ == "__main__":
