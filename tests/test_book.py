@@ -198,6 +198,57 @@ def test_executed_chapters_hold_no_warnings_and_their_kernels_logged_nothing_une
                     assert [text.index(level) for level in LEVELS] == sorted(text.index(level) for level in LEVELS), text[:300]
 
 
+# Columns that count things: an executed chapter's tables show them as whole numbers, never 50.0.
+COUNT_COLUMNS = {"n", "answers", "correct answers", "train rows", "target's correct rows", "truncated", "requests", "tokens", "kept"}
+
+
+def _html_tables(html: str) -> list[list[list[str]]]:
+    """The rows (header row first) of every <table> in a notebook's HTML output."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.tables[-1][-1].append(self.cell.strip())
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+@pytest.mark.chapters
+def test_executed_tables_show_counts_as_whole_numbers(smoke_run):
+    checked = 0
+    for notebook in CHAPTERS:
+        executed = nbformat.read(smoke_run / "data" / "smoke" / "notebooks" / notebook.name, as_version=4)
+        html = [o["data"]["text/html"] for c in executed.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+        for table in (t for h in html for t in _html_tables(h)):
+            header = table[0]
+            for column in COUNT_COLUMNS & set(header):
+                i = header.index(column)
+                values = [row[i] for row in table[1:] if len(row) == len(header)]
+                assert values and all(v.isdigit() for v in values), f"{notebook.name}: column {column!r} shows {values[:5]}"
+                checked += 1
+    assert checked >= 5  # the chapters' tables hold counts; a renamed column must not silently pass
+
+
 @pytest.mark.chapters
 def test_smoke_run_writes_executed_notebooks(smoke_run):
     for notebook in CHAPTERS:
@@ -271,7 +322,7 @@ def test_a_rerun_of_the_book_with_nothing_changed_computes_nothing_again(smoke_r
     assert book.run("smoke", force=True) == 0  # every chapter runs; its stages find their work done
     assert {p: p.stat().st_mtime_ns for p in models.glob("*/adapter_model.safetensors")} == adapters
     notebooks = smoke_run / "data" / "smoke" / "notebooks"
-    for chapter, measurements in {"00_theory": 3, "02_training": 1 + 3 * len(LEVELS)}.items():
+    for chapter, measurements in {"00_theory": 3, "02_training": 1 + 3 * len(LEVELS), "03_distillation": len(STYLES) * len(LEVELS)}.items():
         executed = nbformat.read(notebooks / f"{chapter}.ipynb", as_version=4)
         text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
         assert text.count("(cached: computed at commit") == measurements, chapter
@@ -306,5 +357,26 @@ def test_chapter_02_writes_six_adapters_base_models_and_figures(smoke_run):
             assert summary["curve"] and summary["eval_curve"] and summary["train_rows"] > 0
             assert (adapter / "merged" / "model.safetensors").exists()
     for name in ("02_pretraining_loss", "02_loss_curves", "02_accuracy_check"):
+        for suffix in ("png", "svg"):
+            assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
+
+
+@pytest.mark.chapters
+def test_chapter_03_writes_the_targets_answers_three_drafts_each_and_the_acceptance_figures(smoke_run):
+    from specbook import distillation, jsonl
+
+    P = profiles.load("smoke")
+    A = Artifacts(smoke_run / "data" / "smoke")
+    for level in LEVELS:
+        for style in STYLES:
+            rows = jsonl.read(A.distilled(style, level) / distillation.ROWS)
+            assert len(rows) == P.distill.questions_per_level * P.distill.samples_per_question
+            assert {"id", "question", "text", "tokens", "finish_reason", "correct"} <= set(rows[0])
+            for method in distillation.METHODS:
+                draft = A.draft(method, style, level)
+                summary = json.loads((draft / "manifest.json").read_text())
+                assert (draft / "adapter_model.safetensors").exists() and (A.merged(draft) / "model.safetensors").exists()
+                assert ("teacher" in summary["params"]) == (method == "white_box") and summary["summary"]["eval_curve"]
+    for name in ("03_draft_training", "03_acceptance_by_position"):
         for suffix in ("png", "svg"):
             assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000

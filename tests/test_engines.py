@@ -277,6 +277,13 @@ def test_engines_module_does_not_import_gpu_packages():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
+def test_the_rank_vllm_is_started_with_is_the_adapters(tmp_path):
+    from peft import LoraConfig
+
+    LoraConfig(r=16, lora_alpha=32, rank_pattern={"down_proj": 32}).save_pretrained(tmp_path)
+    assert vllm_engine.lora_rank(str(tmp_path)) == 32
+
+
 def test_vllm_llm_arguments():
     spec = Speculative("draft_model", k=5, draft="data/full/models/draft_cod_easy")
     assert vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", spec, tensor_parallel_size=2, gpu_memory_utilization=0.85, seed=0) == {
@@ -287,6 +294,13 @@ def test_vllm_llm_arguments():
         "speculative_config": {"method": "draft_model", "model": "data/full/models/draft_cod_easy", "num_speculative_tokens": 5},
         "disable_log_stats": False,
     }
+    with_adapter = vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", None, 1, 0.85, 0, lora_rank=16)
+    assert {k: with_adapter[k] for k in ("enable_lora", "max_lora_rank", "max_loras")} == {
+        "enable_lora": True,
+        "max_lora_rank": 16,
+        "max_loras": 1,
+    }
+    assert "enable_lora" not in vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", None, 1, 0.85, 0)
     assert vllm_engine.vllm_speculative_config(Speculative("ngram", k=4, ngram_max=3)) == {
         "method": "ngram",
         "num_speculative_tokens": 4,

@@ -75,6 +75,14 @@ def params(tmp_path):
             r"theory.target has 3 heads and 2 kv_heads",
         ),
         ("vocab_size: 512", "vocab_size: 0", r"tokenizer.vocab_size is 0; it must be above 0"),
+        ("  test_rows: 4", "  test_rows: 4\n  samples_per_question: 2", r"distill.samples_per_question is 2 at temperature 0"),
+        ("  test_rows: 4", "  test_rows: 0", r"distill.test_rows is 0; it must be above 0"),
+        ("  max_truncated: 1.0", "  max_truncated: 1.5", r"distill.max_truncated is 1.5; it must be at most 1.0"),
+        (
+            "  eval_rows: 4\nengine:",
+            "  eval_rows: 20\nengine:",
+            r"draft_sft.eval_rows \(20\) holds out every distilled row of a target \(20: distill.questions_per_level",
+        ),
     ],
 )
 def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, message):

@@ -196,6 +196,7 @@ def run(profile: str, only: list[str] | None = None, force: bool = False) -> int
         _record(profile, notebook).unlink(missing_ok=True)
         print(f"[{i}/{len(todo)}] {notebook.stem} on {profile} (runs: {reason})", flush=True)
         start, started_ns = time.perf_counter(), time.time_ns() - 10**9  # file times lag the clock by up to a tick
+        ran_with = fingerprint(notebook, profile)  # before the run: what it ran with, even if a file is edited meanwhile
         try:
             pm.execute_notebook(
                 str(notebook),
@@ -229,7 +230,7 @@ def run(profile: str, only: list[str] | None = None, force: bool = False) -> int
                 print(f"  kernel: {line}", file=sys.stderr, flush=True)
         seconds[notebook.stem] = time.perf_counter() - start
         record = {
-            "fingerprint": fingerprint(notebook, profile),
+            "fingerprint": ran_with,
             "commit": runinfo.commit(),
             "seconds": seconds[notebook.stem],
             "started_ns": started_ns,

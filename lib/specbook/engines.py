@@ -429,12 +429,15 @@ class TransformersEngine(_InProcess):
         )
 
 
-def make(cfg: Engine, model: str, seed: int = 0) -> NativeEngine | TransformersEngine | VllmEngine:
-    """The profile's engine (a profiles.Engine) for a model path or Hub id."""
+def make(cfg: Engine, model: str, seed: int = 0, lora: str | None = None) -> NativeEngine | TransformersEngine | VllmEngine:
+    """The profile's engine (a profiles.Engine) for a model path or Hub id. `lora`: an adapter
+    folder that vLLM serves on top of `model` (the in-process engines take a merged model's path)."""
     if cfg.kind == "vllm":
         from specbook.vllm_engine import VllmEngine
 
-        return VllmEngine(model, cfg.tensor_parallel_size, cfg.gpu_memory_utilization, seed)
+        return VllmEngine(model, cfg.tensor_parallel_size, cfg.gpu_memory_utilization, seed, lora=lora)
+    if lora is not None:
+        raise ValueError(f"the {cfg.kind} engine takes a merged model's path (training.merge), not an adapter on top of {model}")
     if cfg.kind == "native":
         return NativeEngine.load(model, compile=cfg.compile)
     return TransformersEngine.load(model)

@@ -90,13 +90,14 @@ class Artifacts:
         """An adapter folded into its base model, saved beside the adapter."""
         return adapter / "merged"
 
-    def draft(self, kind: str, style: str, level: str) -> Path:
-        """A draft trained for the target of one style and level (chapter 03); kind names its training data."""
-        return self.models / f"draft_{kind}_{style}_{level}"
+    def draft(self, method: str, style: str, level: str) -> Path:
+        """A draft trained for the target of one style and level (chapter 03); method: how (distillation.METHODS)."""
+        return self.models / f"draft_{method}_{style}_{level}"
 
     def distilled(self, style: str, level: str) -> Path:
-        """What the tuned target of one style and level wrote for its training questions (chapter 03)."""
-        return self.root / "distilled" / f"{style}_{level}.jsonl"
+        """The stage holding what the tuned target of one style and level wrote for its training
+        questions (chapter 03): rows.jsonl, its manifest, and while it runs the resumable log."""
+        return self.root / "distilled" / f"{style}_{level}"
 
     @property
     def results(self) -> Path:  # chapter 04's per-request and per-run results

@@ -190,6 +190,31 @@ class Sft:
 
 
 @dataclass(frozen=True)
+class DraftSft:
+    """Fine-tuning of a draft on what its target writes (chapter 03), by the chapter-02 code: the
+    same keys as `sft`, the draft's own values."""
+
+    lora: Lora
+    args: SftArgs
+    eval_rows: int  # per target: distilled rows held out for the eval loss (never trained on)
+
+
+@dataclass(frozen=True)
+class Distill:
+    """Chapter 03: every tuned target answers its level's training questions; drafts learn from it."""
+
+    questions_per_level: int  # the first of the training questions its target was tuned on
+    max_new_tokens: int
+    correct_only: bool  # the distilled draft trains on the target's correct answers only (else on all)
+    min_answered: float  # quality gate: the least share of answers that end in an answer line
+    max_truncated: float  # quality gate: the largest share of answers cut at max_new_tokens
+    test_rows: int  # per level: held-out test questions on which each draft's acceptance is measured
+    k: int = 4  # draft tokens per step in that measurement
+    temperature: float = 0.0  # the targets answer greedily, as in the reference run
+    samples_per_question: int = 1  # answers per question (above 1 only with temperature > 0)
+
+
+@dataclass(frozen=True)
 class Engine:
     kind: str  # native | transformers | vllm: the engine benchmarks run on
     tensor_parallel_size: int = 1  # vllm: GPUs the target is split over
@@ -208,6 +233,8 @@ class Profile:
     theory: Theory
     models: Models
     sft: Sft
+    distill: Distill
+    draft_sft: DraftSft
     engine: Engine
 
 
@@ -217,6 +244,7 @@ CHOICES = {
     "tokenizer.kind": ("train", "pretrained"),
     "models.kind": ("train", "pretrained"),
     "sft.args.lr_scheduler_type": ("cosine", "linear", "constant", "constant_with_warmup"),
+    "draft_sft.args.lr_scheduler_type": ("cosine", "linear", "constant", "constant_with_warmup"),
     "engine.kind": ("native", "transformers", "vllm"),
 }
 
@@ -311,6 +339,18 @@ def _check(profile: Profile, where: str) -> None:
             f"{where}: sft.eval_rows ({profile.sft.eval_rows}) holds out every training row of a level "
             f"(problems.train_per_level is {p.train_per_level}); lower it"
         )
+    d = profile.distill
+    if d.samples_per_question > 1 and d.temperature == 0:
+        raise ProfileError(
+            f"{where}: distill.samples_per_question is {d.samples_per_question} at temperature 0: greedy answers repeat; "
+            f"set distill.temperature above 0 or samples_per_question to 1"
+        )
+    trainable = min(d.questions_per_level, p.train_per_level - profile.sft.eval_rows) * d.samples_per_question
+    if profile.draft_sft.eval_rows >= trainable:
+        raise ProfileError(
+            f"{where}: draft_sft.eval_rows ({profile.draft_sft.eval_rows}) holds out every distilled row of a target "
+            f"({trainable}: distill.questions_per_level x samples_per_question, at most the target's training questions); lower it"
+        )
     if not all(0 < n < t.target.layers for n in t.draft_layers) or not all(k > 0 for k in t.ks):
         raise ProfileError(
             f"{where}: theory.draft_layers must lie between 1 and {t.target.layers - 1} (the target has "
@@ -372,11 +412,30 @@ POSITIVE = (
     "engine.tensor_parallel_size",
     "engine.batch_size",
     "engine.gpu_memory_utilization",
+    "distill.questions_per_level",
+    "distill.max_new_tokens",
+    "distill.test_rows",
+    "distill.k",
+    "distill.samples_per_question",
+    "draft_sft.lora.r",
+    "draft_sft.lora.lora_alpha",
+    "draft_sft.args.learning_rate",
+    "draft_sft.args.num_train_epochs",
+    "draft_sft.args.per_device_train_batch_size",
+    "draft_sft.args.gradient_accumulation_steps",
+    "draft_sft.args.max_length",
+    "draft_sft.eval_rows",
 )
 SHAPES = ("theory.target", "models.target_shape", "models.draft_shape")
 POSITIVE += tuple(f"{shape}.{f.name}" for shape in SHAPES for f in dataclasses.fields(ModelShape))
 # Shares and probabilities.
-AT_MOST = {"engine.gpu_memory_utilization": 1.0, "sft.lora.lora_dropout": 0.99}
+AT_MOST = {
+    "engine.gpu_memory_utilization": 1.0,
+    "sft.lora.lora_dropout": 0.99,
+    "draft_sft.lora.lora_dropout": 0.99,
+    "distill.min_answered": 1.0,
+    "distill.max_truncated": 1.0,
+}
 
 
 def _ranges(problems: Problems) -> dict[str, dict[str, list[int]]]:

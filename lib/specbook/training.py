@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from specbook import models
 from specbook.prompts import STUDENT_SYSTEM, chat_prompt
 from specbook.stages import Stage, file_hash
 
@@ -83,12 +84,24 @@ def split_held_out(rows: list[dict], n: int) -> tuple[list[dict], list[dict]]:
     return rows[:-n], rows[-n:]
 
 
-def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict], style: str, cfg, out_dir: Path, seed: int) -> dict:
+def finetune(
+    base: str,
+    tokenizer,
+    train_rows: list[dict],
+    eval_rows: list[dict],
+    style: str,
+    cfg,
+    out_dir: Path,
+    seed: int,
+    teacher: str | None = None,
+) -> dict:
     """Train a LoRA adapter of `base` on rows (question, rationale) and save it to out_dir.
     Skipped when out_dir holds an adapter made from the same base, data and settings; an
-    interrupted run resumes from its last checkpoint when that was made with the same ones."""
+    interrupted run resumes from its last checkpoint when that was made with the same ones.
+    `teacher` (a model path, or a LoRA adapter folder: merged in memory): white-box distillation, the loss is the forward KL divergence from
+    the teacher's next-token distribution to the model's over the rationale's tokens
+    (`distillation_loss`), instead of the cross-entropy on the rationale's tokens alone."""
     out_dir = Path(out_dir)
-    base_files = [p for p in Path(base).glob("*.safetensors")] if Path(base).is_dir() else []
     stage = Stage(
         out_dir,
         params={
@@ -97,7 +110,8 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
             "sft": dataclasses.asdict(cfg),
             "seed": seed,
             "rows": _rows_digest(train_rows, eval_rows),
-            "base_weights": {p.name: file_hash(p) for p in base_files},
+            "base_weights": _weights(base),
+            **({"teacher": teacher, "teacher_weights": _weights(teacher)} if teacher else {}),
         },
     )
     if stage.done():
@@ -129,7 +143,8 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
 
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
         peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
-    trainer = SFTTrainer(
+    trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher))
+    trainer = trainer_class(
         model=model,
         args=sft_config,
         train_dataset=Dataset.from_list(train),
@@ -172,6 +187,47 @@ def finetune(base: str, tokenizer, train_rows: list[dict], eval_rows: list[dict]
     }
     stage.finish(summary)
     return {**summary, "built_at": stage.manifest()["commit"]}
+
+
+def _load(model: str) -> PreTrainedModel:
+    """A model path or Hub id, or a LoRA adapter folder (its base with the adapter merged in memory)."""
+    return merged(model) if (Path(model) / "adapter_config.json").exists() else models.load_causal_lm(model)
+
+
+def _weights(model: str) -> dict[str, str]:
+    """The hashes of a local model's weight files (a Hub id: none, it is named by its id)."""
+    return {p.name: file_hash(p) for p in sorted(Path(model).glob("*.safetensors"))} if Path(model).is_dir() else {}
+
+
+def distillation_loss(student_logits, teacher_logits, labels):
+    """Forward KL(teacher || student) per token, averaged over the tokens whose label is not -100
+    (the rationale's): the student learns the teacher's whole next-token distribution, not only
+    the token the teacher wrote (DistillSpec; GKD with beta 0 on the teacher's own outputs).
+    logits [batch, length, vocab] predict the next token; labels [batch, length] as the model takes them."""
+    import torch.nn.functional as F
+
+    mask = labels[:, 1:] != -100
+    student = F.log_softmax(student_logits[:, :-1][mask].float(), dim=-1)
+    teacher = F.log_softmax(teacher_logits[:, :-1][mask].float(), dim=-1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+
+
+def _distillation_trainer(base_class, teacher):
+    """`base_class` (TRL's SFTTrainer) with `distillation_loss` against `teacher` (a loaded model, frozen)."""
+    import torch
+
+    teacher.eval().requires_grad_(False)
+
+    class DistillationTrainer(base_class):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            forward = {k: v for k, v in inputs.items() if k != "labels"}
+            outputs = model(**forward, use_cache=False)
+            with torch.no_grad():
+                teacher_logits = teacher.to(outputs.logits.device)(**forward, use_cache=False).logits
+            loss = distillation_loss(outputs.logits, teacher_logits, inputs["labels"])
+            return (loss, outputs) if return_outputs else loss
+
+    return DistillationTrainer
 
 
 def _rows_digest(*row_lists) -> str:

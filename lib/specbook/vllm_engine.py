@@ -31,10 +31,16 @@ def vllm_speculative_config(speculative: Speculative | None) -> dict | None:
 
 
 def vllm_llm_kwargs(
-    model: str, speculative: Speculative | None, tensor_parallel_size: int, gpu_memory_utilization: float, seed: int
+    model: str,
+    speculative: Speculative | None,
+    tensor_parallel_size: int,
+    gpu_memory_utilization: float,
+    seed: int,
+    lora_rank: int | None = None,
 ) -> dict:
-    """Arguments of `vllm.LLM(...)`. Stats logging stays on: `get_metrics()` needs it."""
-    return {
+    """Arguments of `vllm.LLM(...)`. Stats logging stays on: `get_metrics()` needs it. `lora_rank`:
+    the rank of the one LoRA adapter served on top of `model` (None: no adapter)."""
+    kwargs = {
         "model": model,
         "tensor_parallel_size": tensor_parallel_size,
         "gpu_memory_utilization": gpu_memory_utilization,
@@ -42,6 +48,18 @@ def vllm_llm_kwargs(
         "speculative_config": vllm_speculative_config(speculative),
         "disable_log_stats": False,
     }
+    if lora_rank is not None:
+        kwargs.update(enable_lora=True, max_lora_rank=lora_rank, max_loras=1)
+    return kwargs
+
+
+def lora_rank(adapter: str) -> int:
+    """The rank of a peft adapter folder (vLLM needs `max_lora_rank` >= it at start)."""
+    import json
+    from pathlib import Path
+
+    config = json.loads((Path(adapter) / "adapter_config.json").read_text())
+    return max([config["r"], *config.get("rank_pattern", {}).values()])
 
 
 def vllm_sampling_kwargs(sampling: Sampling, seed: int) -> dict:
@@ -96,14 +114,24 @@ class VllmEngine:
 
     name = "vllm"
 
-    def __init__(self, model: str, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85, seed: int = 0):
+    def __init__(
+        self, model: str, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85, seed: int = 0, lora: str | None = None
+    ):
+        """lora: a LoRA adapter folder (peft) served on top of `model` with every request, never merged to disk."""
         from transformers import AutoConfig, AutoTokenizer
 
         self.model, self.tensor_parallel_size = model, tensor_parallel_size
-        self.gpu_memory_utilization, self.seed = gpu_memory_utilization, seed
+        self.gpu_memory_utilization, self.seed, self.lora = gpu_memory_utilization, seed, lora
         self.config = AutoConfig.from_pretrained(model)
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(lora or model)  # an adapter is saved with the tokenizer it was trained with
         self._llm, self._llm_for = None, object()
+
+    def _lora_request(self):
+        if self.lora is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest("target", 1, str(self.lora))
 
     def _llm_with(self, speculative: Speculative | None):
         if self._llm is None or self._llm_for != speculative:
@@ -117,7 +145,10 @@ class VllmEngine:
             self._llm = None
             gc.collect()
             torch.cuda.empty_cache()
-            self._llm = LLM(**vllm_llm_kwargs(self.model, speculative, self.tensor_parallel_size, self.gpu_memory_utilization, self.seed))
+            rank = lora_rank(self.lora) if self.lora else None
+            self._llm = LLM(
+                **vllm_llm_kwargs(self.model, speculative, self.tensor_parallel_size, self.gpu_memory_utilization, self.seed, rank)
+            )
             self._llm_for = speculative
         return self._llm
 
@@ -134,7 +165,7 @@ class VllmEngine:
         if batch_size > 1:  # every prompt in one call: vLLM batches them continuously, whatever batch_size says
             params = [SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i)) for i in range(len(ids))]
             start = time.perf_counter()
-            outs = llm.generate([{"prompt_token_ids": one} for one in ids], params, use_tqdm=True)
+            outs = llm.generate([{"prompt_token_ids": one} for one in ids], params, use_tqdm=True, lora_request=self._lora_request())
             latency = time.perf_counter() - start
             return [
                 Generation(
@@ -146,7 +177,7 @@ class VllmEngine:
             params = SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i))
             before = llm.get_metrics()
             start = time.perf_counter()
-            out = llm.generate([{"prompt_token_ids": prompt_ids}], params, use_tqdm=False)[0].outputs[0]
+            out = llm.generate([{"prompt_token_ids": prompt_ids}], params, use_tqdm=False, lora_request=self._lora_request())[0].outputs[0]
             latency = time.perf_counter() - start
             c = vllm_counters(before, llm.get_metrics())
             token_ids = list(out.token_ids)

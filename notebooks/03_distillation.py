@@ -1,0 +1,342 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Distillation: every tuned target teaches its own draft
+#
+# Speculative decoding pays only when the draft writes what the target would have written: with
+# a draft step costing c target steps and a verify pass of K tokens costing v(K), the speedup is
+# E(α, K) / (K·c + v(K)) (chapter 00), and chapter 02 measured c and v on this machine. The one
+# number training can move is α, the chance that the target accepts a draft token. So each of the
+# six tuned targets of chapter 02 writes the training data of its own draft:
+#
+# 1. the target answers its level's training questions, greedy, in the exact chat format it was
+#    tuned with; the rows (question, text, tokens, finish reason, correct or not) are kept in
+#    `data/<profile>/distilled/<style>_<level>/` as they are made, and a target too weak to teach
+#    (too few answers that end in an answer line, too many cut at the length cap) stops the chapter;
+# 2. three drafts per target, all from the same base draft, all by chapter 02's training code with
+#    the draft's own settings (`draft_sft`):
+#    - **distilled** (the reference run's recipe): fine-tuned on what its target wrote;
+#    - **teacher data** (a control): fine-tuned on chapter 01's rationales for the same questions,
+#      which the target itself was tuned on: what the target's own wording adds;
+#    - **white box** (DistillSpec, GKD): trained on the target's own answers to match the target's
+#      whole next-token distribution (forward KL on the target's logits), not only its argmax;
+# 3. each draft's acceptance against its target on held-out test questions, through the native
+#    engine, greedy, at K = `distill.k`, beside the untrained base draft.
+#
+# Chapter 04 times what these acceptance rates buy.
+
+# %% tags=["parameters"]
+# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
+# `make run-all PROFILE=smoke` (add NB=03 for this chapter). This chapter on 2 CPU cores, once
+# chapter 02 has run (the closing cell prints this run's time):
+#   smoke  CI's check that every cell runs (tiny models, a few dozen problems): well under a minute
+#   tiny   the default, offline on any CPU (small models trained here): see the closing cell
+#   full   one GPU (Qwen3-14B, Qwen3-0.6B, vLLM): hours; not run yet
+profile = "tiny"  # smoke | tiny | full (see above)
+
+# %%
+from specbook.runinfo import quiet_known_warnings
+
+quiet_known_warnings()  # first: some libraries warn as they load
+
+import dataclasses
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from specbook import distillation, engines, evaluation, figures, metrics, pretraining, profiles, rationales, stages, training
+from specbook.engines import Speculative
+from specbook.paths import NOTEBOOKS, artifacts, lib_sources
+from specbook.profiles import LEVELS
+from specbook.runinfo import seed_everything, stamp
+from specbook.styles import LABELS, STYLES
+
+P = profiles.load(profile)
+seed_everything(P.seed)
+A = artifacts(profile)
+D = P.distill
+chapter_start = time.perf_counter()
+print(stamp(profile), "· training backend:", training.backend())
+
+# %% [markdown]
+# ## The targets answer their training questions
+#
+# Each target answers the first `distill.questions_per_level` questions it was tuned on (the held-out
+# rows of chapter 02 excluded), `samples_per_question` times, at `temperature` (greedy here, as in
+# the reference run), capped at `max_new_tokens`, in batches of `engine.batch_size` (greedy answers do
+# not depend on batching). On the GPU profile vLLM serves each target as its base model with the
+# LoRA adapter of chapter 02 on top (a `LoRARequest`), so no 14B copy is merged to disk for this.
+
+# %%
+tokenizer = pretraining.base_tokenizer(P, A)
+base_draft = str(A.require(A.base_model("draft"), made_by="02_training"))
+base_target = str(A.base_model("target")) if P.models.kind == "train" else P.models.target
+splits = {level: {name: rationales.load_rows(A, level, name) for name in ("train_cot", "train_cod", "test")} for level in LEVELS}
+
+
+def adapter(style, level):
+    return A.require(A.target(style, level) / "adapter_model.safetensors", made_by="02_training").parent
+
+
+def target_engine(style, level, cfg=P.engine):
+    """The tuned target on the profile's engine: vLLM serves the adapter on its base, the in-process engines load the merged copy."""
+    if cfg.kind == "vllm":
+        return engines.make(cfg, base_target, P.seed, lora=str(adapter(style, level)))
+    return engines.make(cfg, str(training.merge(adapter(style, level), A.merged(adapter(style, level)))), P.seed)
+
+
+answers, quality = {}, []
+for level in LEVELS:
+    for style in STYLES:
+        tuned_on, _ = training.split_held_out(splits[level][f"train_{style}"], P.sft.eval_rows)
+        questions = tuned_on[: D.questions_per_level]
+        directory = A.distilled(style, level)
+        start = time.perf_counter()
+        answers[style, level] = distillation.answer(
+            target_engine(style, level), str(adapter(style, level)), questions, style, D, directory, P.seed, P.engine.batch_size
+        )
+        made = stages.Stage(directory, {}).manifest()
+        quality.append(
+            {
+                "level": level,
+                "style": style,
+                **distillation.quality(answers[style, level]),
+                "correct answers": sum(a["correct"] for a in answers[style, level]),
+                "minutes": (time.perf_counter() - start) / 60,
+                "made at": made["commit"],
+            }
+        )
+gate = quality
+quality = pd.DataFrame(quality).rename(
+    columns={"answered": "share answered", "truncated": "share truncated", "correct": "share correct", "mean_tokens": "mean tokens"}
+)
+display(quality.round(3))
+print(stamp(profile))
+
+# %% [markdown]
+# One answer of each style, as its draft will read it:
+
+# %%
+for style in STYLES:
+    a = answers[style, LEVELS[0]][0]
+    print(f"--- {LABELS[style]} target, {LEVELS[0]}: {a['question']}\n{a['text']}\n(finish: {a['finish_reason']}, correct: {a['correct']})")
+
+# %% [markdown]
+# The quality gate (`distill.min_answered`, `distill.max_truncated`): a target whose answers rarely
+# reach an answer line, or often stop at the length cap, would teach its draft to ramble; the
+# chapter stops and names it instead. Correctness is shown but not gated: a draft is judged by how
+# often it agrees with its target, right or wrong.
+
+# %%
+for row in gate:
+    distillation.check_quality(row, D, f"{A.target(row['style'], row['level'])}")
+print(f"every target passes: answered >= {D.min_answered:.0%}, truncated <= {D.max_truncated:.0%}")
+
+# %% [markdown]
+# ## Three drafts per target
+#
+# All start from the base draft of chapter 02 and train with `training.finetune`, the code that
+# tuned the targets, with the draft's settings (`draft_sft`; tiny: LoRA with the head trained in
+# full, as for the target). The last `draft_sft.eval_rows` rows are held out for the evaluation
+# loss. `distill.correct_only` picks the distilled draft's rows: all the target wrote, or only its
+# correct answers; the table shows both counts. The white-box draft's loss is the KL divergence
+# from the target's next-token distribution (its logits, computed as it trains) to the draft's, on
+# the target's own answers (`training.distillation_loss`, a small loss in the lib: TRL's `GKDTrainer`
+# is experimental and reads chat messages, not the book's pre-tokenized rows).
+
+# %%
+drafts, trained = {}, []
+for level in LEVELS:
+    for style in STYLES:
+        for method in distillation.METHODS:
+            rows = distillation.draft_rows(method, answers[style, level], splits[level][f"train_{style}"], D.correct_only)
+            train_rows, eval_rows = training.split_held_out(rows, P.draft_sft.eval_rows)
+            folder = A.draft(method, style, level)
+            teacher = str(adapter(style, level)) if method == "white_box" else None
+            r = training.finetune(base_draft, tokenizer, train_rows, eval_rows, style, P.draft_sft, folder, P.seed, teacher=teacher)
+            drafts[style, level, method] = str(training.merge(folder, A.merged(folder)))
+            trained.append(
+                {
+                    "level": level,
+                    "style": style,
+                    "draft": method,
+                    "train rows": r["train_rows"],
+                    "target's correct rows": sum(a["correct"] for a in answers[style, level]),
+                    "minutes": r["seconds"] / 60,
+                    "final train loss": r["curve"][-1]["loss"],
+                    "eval loss": r["eval_curve"][-1]["eval_loss"],
+                    "built at": r["built_at"],
+                    "curve": r["curve"],
+                    "eval_curve": r["eval_curve"],
+                }
+            )
+trained = pd.DataFrame(trained)
+display(trained.drop(columns=["curve", "eval_curve"]).round(3))
+print("eval loss: cross-entropy on the held-out rows (distilled, teacher data); KL from the target (white box).", stamp(profile))
+
+# %%
+METHOD_LABELS = {"base": "untrained base draft", "distilled": "distilled", "teacher_data": "teacher data", "white_box": "white box"}
+METHOD_COLORS = {"base": figures.COLORS["base"], **dict(zip(distillation.METHODS, figures.PALETTE[2:], strict=False))}
+LINESTYLES = {"cot": "--", "cod": "-"}
+
+fig, axes = plt.subplots(1, len(LEVELS), figsize=(12, 3.6), sharey=True)
+for ax, level in zip(axes, LEVELS, strict=True):
+    for row in trained[trained.level == level].itertuples():
+        curve = row.curve
+        ax.plot(
+            [c["step"] for c in curve],
+            [c["loss"] for c in curve],
+            LINESTYLES[row.style],
+            color=METHOD_COLORS[row.draft],
+            label=f"{METHOD_LABELS[row.draft]}, {LABELS[row.style]}",
+        )
+    ax.set(title=f"Draft training, {level}", xlabel="step", yscale="log")
+    figures.integer_ticks((ax, "x"))
+axes[0].set_ylabel("train loss (log scale)")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+fig.tight_layout()
+figures.save(fig, profile, "03_draft_training")
+plt.show()
+
+# %% [markdown]
+# ## What each draft buys: acceptance against its target
+#
+# The first `distill.test_rows` test questions of each level (never trained on by target or draft),
+# greedy, through the profile's engine with speculation at K = `distill.k`, one request at a time.
+# Greedy acceptance does not depend on compiling, so the in-process engine runs eagerly here
+# (compiling 24 drafts would cost minutes; chapter 04 times them compiled). Per draft: the
+# acceptance rate (accepted / proposed draft tokens, vLLM's definition), the mean acceptance length
+# (tokens per target pass), the share of steps that accepted the i-th draft token, and α
+# (`metrics.estimate_alpha`) with E(α, K), the tokens per step the i.i.d. model expects.
+
+
+# %%
+def cached(name, compute, params, models_used):
+    """A measurement of this chapter, reused while its settings, the models' weights and the code are unchanged."""
+    weights = [f for m in models_used if Path(m).is_dir() for f in sorted(Path(m).glob("*.safetensors"))]
+    code = [NOTEBOOKS / "03_distillation.py", *lib_sources("engines", "evaluation", "metrics", "models", "specdec")]
+    params = {**params, "models": [str(m) for m in models_used], "engine": dataclasses.asdict(P.engine)}
+    return stages.cached(A.cached("03_distillation", name), params, compute, inputs=code + weights)
+
+
+def acceptance(style, level, rows):
+    """Each draft's speculative run on `rows` (one engine for the target, the drafts in turn)."""
+    engine = target_engine(style, level, dataclasses.replace(P.engine, compile=False))
+    out = {}
+    for name in ["base", *distillation.METHODS]:
+        draft = base_draft if name == "base" else drafts[style, level, name]
+        speculative = Speculative("draft_model", D.k, draft=draft)
+        out[name] = metrics.summarize(evaluation.score(engine, rows, style, D.max_new_tokens, speculative=speculative).generations)
+    return out
+
+
+results = []
+for level in LEVELS:
+    test_rows = splits[level]["test"][: D.test_rows]
+    for style in STYLES:
+        used = [str(adapter(style, level)), base_draft, *(drafts[style, level, m] for m in distillation.METHODS)]
+        measured = cached(
+            f"acceptance_{style}_{level}",
+            lambda style=style, level=level, rows=test_rows: acceptance(style, level, rows),
+            {"rows": test_rows, "style": style, "k": D.k, "max_new_tokens": D.max_new_tokens},
+            used,
+        )
+        for name, m in measured.items():
+            results.append(
+                {
+                    "level": level,
+                    "style": style,
+                    "draft": name,
+                    "acceptance rate": m["acceptance_rate"],
+                    "mean acceptance length": m["mean_acceptance_length"],
+                    "alpha": m["alpha"],
+                    "E(alpha, K)": metrics.expected_tokens_per_step(m["alpha"], D.k),
+                    **{f"position {i + 1}": p for i, p in enumerate(m["per_position"])},
+                    "requests": m["requests"],
+                    "tokens": m["tokens"],
+                }
+            )
+results = pd.DataFrame(results)
+display(results.round(3))
+print(f"K = {D.k}, greedy, {D.test_rows} test questions per level ·", stamp(profile))
+
+# %%
+positions = [f"position {i + 1}" for i in range(D.k)]
+fig, axes = plt.subplots(1, len(LEVELS), figsize=(12, 3.6), sharey=True)
+for ax, level in zip(axes, LEVELS, strict=True):
+    for _, row in results[results.level == level].iterrows():
+        ax.plot(
+            range(1, D.k + 1),
+            row[positions].astype(float),
+            LINESTYLES[row["style"]],
+            marker="o",
+            color=METHOD_COLORS[row.draft],
+            label=f"{METHOD_LABELS[row.draft]}, {LABELS[row['style']]}",
+        )
+    ax.set(title=f"Acceptance by draft position, {level}", xlabel="draft position i", ylim=(0, 1), xticks=range(1, D.k + 1))
+axes[0].set_ylabel("share of steps accepting token i")
+if results["acceptance rate"].max() == 0:
+    figures.note_degenerate(axes[0], f"no draft token was accepted on the {profile} profile")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+fig.tight_layout()
+figures.save(fig, profile, "03_acceptance_by_position")
+plt.show()
+
+# %% [markdown]
+# ## What this chapter found
+
+# %%
+by = results.set_index(["level", "style", "draft"])
+
+
+def best_and_gain(level, style):
+    base = by.loc[(level, style, "base"), "acceptance rate"]
+    rates = {m: by.loc[(level, style, m), "acceptance rate"] for m in distillation.METHODS}
+    best = max(rates, key=rates.get)
+    above = [m for m in distillation.METHODS if rates[m] > base]
+    return (
+        f"{LABELS[style]}: base draft {base:.2f}, "
+        + ", ".join(f"{METHOD_LABELS[m]} {rates[m]:.2f}" for m in distillation.METHODS)
+        + f" (best: {METHOD_LABELS[best]}; {len(above)} of {len(rates)} trained drafts above the base draft)"
+    )
+
+
+lines = [f"- **{level}**: " + "; ".join(best_and_gain(level, style) for style in STYLES) + "." for level in LEVELS]
+cod_distilled = {level: by.loc[(level, "cod", "distilled"), "acceptance rate"] for level in LEVELS}
+cot_vs_cod = [
+    f"{level}: CoD {cod_distilled[level]:.2f} vs CoT {by.loc[(level, 'cot', 'distilled'), 'acceptance rate']:.2f}" for level in LEVELS
+]
+minutes = (time.perf_counter() - chapter_start) / 60
+display(
+    Markdown(
+        "\n".join(
+            [
+                f"Profile `{profile}`, K = {D.k}, greedy, acceptance rate = accepted / proposed draft tokens on "
+                f"{D.test_rows} held-out test questions per level ({stamp(profile)}):",
+                *lines,
+                f"- Distilled drafts, CoD against CoT: {'; '.join(cot_vs_cod)}.",
+                f"- Lowest acceptance of a distilled CoD draft over the levels: {min(cod_distilled.values()):.2f} "
+                f"({min(cod_distilled, key=cod_distilled.get)}).",
+                f"- This run of the chapter took {minutes:.1f} minutes (stages already built are reused, not rebuilt).",
+            ]
+        )
+    )
+)
