@@ -195,7 +195,7 @@ print("eval loss: cross-entropy on the held-out rows (distilled, teacher data); 
 # %%
 METHOD_LABELS = {"base": "untrained base draft", "distilled": "distilled", "teacher_data": "teacher data", "white_box": "white box"}
 METHOD_COLORS = {"base": figures.COLORS["base"], **dict(zip(distillation.METHODS, figures.PALETTE[2:], strict=False))}
-LINESTYLES = {"cot": "--", "cod": "-"}
+LINESTYLES = {"cot": "--", "cod": "-"}  # the training curves share a panel per level
 
 fig, axes = plt.subplots(1, len(LEVELS), figsize=(12, 3.6), sharey=True)
 for ax, level in zip(axes, LEVELS, strict=True):
@@ -280,22 +280,20 @@ print(f"K = {D.k}, greedy, {D.test_rows} test questions per level ·", stamp(pro
 
 # %%
 positions = [f"position {i + 1}" for i in range(D.k)]
-fig, axes = plt.subplots(1, len(LEVELS), figsize=(12, 3.6), sharey=True)
-for ax, level in zip(axes, LEVELS, strict=True):
-    for _, row in results[results.level == level].iterrows():
-        ax.plot(
-            range(1, D.k + 1),
-            row[positions].astype(float),
-            LINESTYLES[row["style"]],
-            marker="o",
-            color=METHOD_COLORS[row.draft],
-            label=f"{METHOD_LABELS[row.draft]}, {LABELS[row['style']]}",
-        )
-    ax.set(title=f"Acceptance by draft position, {level}", xlabel="draft position i", ylim=(0, 1), xticks=range(1, D.k + 1))
-axes[0].set_ylabel("share of steps accepting token i")
+fig, axes = plt.subplots(len(STYLES), len(LEVELS), figsize=(12, 6), sharex=True, sharey=True)
+for row_axes, style in zip(axes, STYLES, strict=True):
+    for ax, level in zip(row_axes, LEVELS, strict=True):
+        for _, row in results[(results.level == level) & (results["style"] == style)].iterrows():
+            ax.plot(
+                range(1, D.k + 1), row[positions].astype(float), marker="o", color=METHOD_COLORS[row.draft], label=METHOD_LABELS[row.draft]
+            )
+        ax.set(title=f"{LABELS[style]} target, {level}", ylim=(0, 1), xticks=range(1, D.k + 1))
+    row_axes[0].set_ylabel("share of steps\naccepting token i")
+for ax in axes[-1]:
+    ax.set_xlabel("draft position i")
 if results["acceptance rate"].max() == 0:
-    figures.note_degenerate(axes[0], f"no draft token was accepted on the {profile} profile")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    figures.note_degenerate(axes[0][0], f"no draft token was accepted on the {profile} profile")
+fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
 fig.tight_layout()
 figures.save(fig, profile, "03_acceptance_by_position")
 plt.show()
