@@ -61,6 +61,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
+from matplotlib.ticker import ScalarFormatter
 
 from specbook import distillation, engines, evaluation, figures, metrics, pretraining, profiles, rationales, stages, training
 from specbook.engines import Speculative
@@ -206,11 +207,12 @@ for ax, level in zip(axes, LEVELS, strict=True):
             [c["loss"] for c in curve],
             LINESTYLES[row.style],
             color=METHOD_COLORS[row.draft],
-            label=f"{METHOD_LABELS[row.draft]}, {LABELS[row.style]}",
+            label=f"{METHOD_LABELS[row.draft]}{' (KL)' if row.draft == 'white_box' else ''}, {LABELS[row.style]}",
         )
     ax.set(title=f"Draft training, {level}", xlabel="step", yscale="log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
     figures.integer_ticks((ax, "x"))
-axes[0].set_ylabel("train loss (log scale)")
+axes[0].set_ylabel("train loss, log scale\n(cross-entropy; white box: KL)")
 fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
 fig.tight_layout()
 figures.save(fig, profile, "03_draft_training")
