@@ -204,6 +204,8 @@ class _InProcess:
             raise ValueError("stop strings need the engine's tokenizer; this engine was made without one")
         check_batch_size(batch_size, speculative, self.name)
         ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.model.config))
+        if speculative is not None and speculative.method == "draft_model":
+            self.draft_model(speculative)  # loaded before the requests' bar: a loading bar nested in it leaves escape codes
         if batch_size > 1:
             starts = range(0, len(ids), batch_size)
             batches = tqdm(starts, desc=f"{label}, batches of {batch_size}", leave=False, disable=len(starts) < 2)
