@@ -155,13 +155,16 @@ print(f"every target passes: answered >= {D.min_answered:.0%}, truncated <= {D.m
 # ## Three drafts per target
 #
 # All start from the base draft of chapter 02 and train with `training.finetune`, the code that
-# tuned the targets, with the draft's settings (`draft_sft`; tiny: LoRA with the head trained in
-# full, as for the target). The last `draft_sft.eval_rows` rows are held out for the evaluation
+# tuned the targets, with the draft's settings (`draft_sft`; tiny: every weight trained,
+# `lora: null`, as a draft of a few hundred thousand parameters needs no adapter; full: LoRA, as in
+# the reference run). The last `draft_sft.eval_rows` rows are held out for the evaluation
 # loss. `distill.correct_only` picks the distilled draft's rows: all the target wrote, or only its
 # correct answers; the table shows both counts. The white-box draft's loss is the KL divergence
-# from the target's next-token distribution (its logits, computed as it trains) to the draft's, on
-# the target's own answers (`training.distillation_loss`, a small loss in the lib: TRL's `GKDTrainer`
-# is experimental and reads chat messages, not the book's pre-tokenized rows).
+# from the target's next-token distribution to the draft's, on the target's own answers
+# (`training.distillation_loss`, a small loss in the lib: TRL's `GKDTrainer` is experimental and
+# reads chat messages, not the book's pre-tokenized rows). The target's distribution at each answer
+# token is kept as its `training.TEACHER_TOP_K` most likely tokens, computed in the first epoch and
+# reused after, so the white-box draft costs little more than the others.
 
 # %%
 drafts, trained = {}, []

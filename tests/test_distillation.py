@@ -132,10 +132,22 @@ def test_distillation_loss_is_the_forward_kl_on_the_rationale_tokens():
     torch.manual_seed(0)
     student, teacher = torch.randn(2, 4, 5), torch.randn(2, 4, 5)
     labels = torch.tensor([[-100, -100, 3, 1], [-100, 2, 0, -100]])  # position t's logits predict label t+1
-    loss = training.distillation_loss(student, teacher, labels)
+    positions = [(0, 1), (0, 2), (1, 0), (1, 1)]
+    # the whole vocabulary: the exact KL
+    loss = training.distillation_loss(student, *training.teacher_top_k(teacher, labels, 5), labels)
     by_hand = []
-    for b, t in [(0, 1), (0, 2), (1, 0), (1, 1)]:
+    for b, t in positions:
         p, q = teacher[b, t].softmax(-1), student[b, t].softmax(-1)
         by_hand.append(float((p * (p / q).log()).sum()))
     assert math.isclose(float(loss), sum(by_hand) / 4, rel_tol=1e-6)
-    assert float(training.distillation_loss(teacher, teacher, labels)) == pytest.approx(0.0, abs=1e-7)
+    # the teacher's top 2, renormalised, against the student's probabilities of those two tokens
+    logprobs, ids = training.teacher_top_k(teacher, labels, 2)
+    assert ids.tolist() == [teacher[b, t].topk(2).indices.tolist() for b, t in positions]
+    by_hand = []
+    for b, t in positions:
+        top = teacher[b, t].topk(2).indices
+        p, q = teacher[b, t, top].softmax(-1), student[b, t].softmax(-1)[top]
+        by_hand.append(float((p * (p / q).log()).sum()))
+    assert math.isclose(float(training.distillation_loss(student, logprobs, ids, labels)), sum(by_hand) / 4, rel_tol=1e-6)
+    assert float(training.distillation_loss(teacher, logprobs, ids, labels)) > 0  # the student's tail holds mass the top 2 lack
+    assert float(training.distillation_loss(teacher, *training.teacher_top_k(teacher, labels, 5), labels)) == pytest.approx(0.0, abs=1e-6)

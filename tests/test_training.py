@@ -202,3 +202,31 @@ def test_checkpoints_of_other_settings_are_cleared_not_resumed(tok, sft_cfg, tmp
     training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", faster, clean, seed=0)
     adapter = (out / "adapter_model.safetensors").read_bytes()
     assert adapter == (clean / "adapter_model.safetensors").read_bytes() and adapter != old_adapter
+
+
+def test_without_lora_every_weight_trains_and_the_folder_is_a_plain_model(tok, sft_cfg, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    base = _base(tok, tmp_path)
+    out = tmp_path / "draft_distilled_cod_easy"
+    report = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", dataclasses.replace(sft_cfg, lora=None), out, seed=0)
+    trained = AutoModelForCausalLM.from_pretrained(out)
+    assert report["trainable_parameters"] == sum(p.numel() for p in trained.parameters())
+    assert report["curve"][-1]["loss"] < report["curve"][0]["loss"] and not (out / "adapter_config.json").exists()
+    assert training.merge(out, tmp_path / "merged") == out and not (tmp_path / "merged").exists()  # nothing to merge
+    before = AutoModelForCausalLM.from_pretrained(base).state_dict()
+    assert all(not torch.equal(before[name], value) for name, value in trained.state_dict().items())
+
+
+def test_the_white_box_teacher_runs_once_per_row(tok, sft_cfg, tmp_path, monkeypatch):
+    """Its top k at each rationale token are kept: later epochs and the evaluations reuse them."""
+    teacher_dir = _base(tok, tmp_path)
+    calls = []
+    original = training.teacher_top_k
+    monkeypatch.setattr(training, "teacher_top_k", lambda *a: calls.append(1) or original(*a))
+    cfg = dataclasses.replace(sft_cfg, lora=None, args=dataclasses.replace(sft_cfg.args, num_train_epochs=3))
+    report = training.finetune(teacher_dir, tok, ROWS[:8], ROWS[8:], "cod", cfg, tmp_path / "white_box", seed=0, teacher=teacher_dir)
+    assert len(calls) == 10  # 8 training rows and 2 held out, over 3 epochs and 3 evaluations
+    # the student starts as the (untrained, flat) teacher: its loss is the mass outside the teacher's
+    # top k (-log of what they hold), which training moves onto them
+    assert report["curve"][-1]["loss"] < report["curve"][0]["loss"] and report["eval_curve"][-1]["eval_loss"] >= 0

@@ -194,7 +194,7 @@ class DraftSft:
     """Fine-tuning of a draft on what its target writes (chapter 03), by the chapter-02 code: the
     same keys as `sft`, the draft's own values."""
 
-    lora: Lora
+    lora: Lora | None  # None: every weight is trained (a draft of a few hundred thousand parameters needs no adapter)
     args: SftArgs
     eval_rows: int  # per target: distilled rows held out for the eval loss (never trained on)
 

@@ -98,8 +98,10 @@ def finetune(
     """Train a LoRA adapter of `base` on rows (question, rationale) and save it to out_dir.
     Skipped when out_dir holds an adapter made from the same base, data and settings; an
     interrupted run resumes from its last checkpoint when that was made with the same ones.
-    `teacher` (a model path, or a LoRA adapter folder: merged in memory): white-box distillation, the loss is the forward KL divergence from
-    the teacher's next-token distribution to the model's over the rationale's tokens
+    `cfg.lora` None: every weight is trained and out_dir holds a plain model.
+    `teacher` (a model path, or a LoRA adapter folder: merged in memory): white-box distillation, the
+    loss is the forward KL divergence from the teacher's next-token distribution (its
+    `TEACHER_TOP_K` most likely tokens) to the model's over the rationale's tokens
     (`distillation_loss`), instead of the cross-entropy on the rationale's tokens alone."""
     out_dir = Path(out_dir)
     stage = Stage(
@@ -111,7 +113,7 @@ def finetune(
             "seed": seed,
             "rows": _rows_digest(train_rows, eval_rows),
             "base_weights": _weights(base),
-            **({"teacher": teacher, "teacher_weights": _weights(teacher)} if teacher else {}),
+            **({"teacher": teacher, "teacher_weights": _weights(teacher), "teacher_top_k": TEACHER_TOP_K} if teacher else {}),
         },
     )
     if stage.done():
@@ -131,19 +133,25 @@ def finetune(
     total_steps = math.ceil(len(train) / (args.per_device_train_batch_size * args.gradient_accumulation_steps)) * args.num_train_epochs
     checkpointing = which == "peft" and torch.cuda.is_available()
     sft_config = SFTConfig(**sft_kwargs(cfg, checkpoints, seed, checkpointing, max(1, int(total_steps // 40))))
+    full = cfg.lora is None  # every weight trained: the saved folder is a plain model, not an adapter
+    peft_config = None
     if which == "unsloth":
         from unsloth import FastLanguageModel
 
-        model, _ = FastLanguageModel.from_pretrained(model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False)
-        model = FastLanguageModel.get_peft_model(model, **lora_kwargs(cfg.lora), use_gradient_checkpointing="unsloth", random_state=seed)
-        peft_config = None
+        model, _ = FastLanguageModel.from_pretrained(
+            model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False, full_finetuning=full
+        )
+        if not full:
+            lora = lora_kwargs(cfg.lora)
+            model = FastLanguageModel.get_peft_model(model, **lora, use_gradient_checkpointing="unsloth", random_state=seed)
     else:
         from peft import LoraConfig
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
-        peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
-    trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher))
+        if not full:
+            peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
+    trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher), TEACHER_TOP_K)
     trainer = trainer_class(
         model=model,
         args=sft_config,
@@ -199,32 +207,60 @@ def _weights(model: str) -> dict[str, str]:
     return {p.name: file_hash(p) for p in sorted(Path(model).glob("*.safetensors"))} if Path(model).is_dir() else {}
 
 
-def distillation_loss(student_logits, teacher_logits, labels):
-    """Forward KL(teacher || student) per token, averaged over the tokens whose label is not -100
-    (the rationale's): the student learns the teacher's whole next-token distribution, not only
-    the token the teacher wrote (DistillSpec; GKD with beta 0 on the teacher's own outputs).
-    logits [batch, length, vocab] predict the next token; labels [batch, length] as the model takes them."""
+# The teacher's distribution at each rationale token, kept as its most likely tokens: the tail
+# holds almost no mass, and k log-probabilities per token can be kept for every row at any scale,
+# so the teacher runs once per row, not once per row and epoch.
+TEACHER_TOP_K = 32
+
+
+def teacher_top_k(teacher_logits, labels, k: int):
+    """The teacher's k largest log-probabilities and their token ids at the positions that predict a
+    rationale token (label not -100), in row-major order: ([n, k], [n, k])."""
     import torch.nn.functional as F
 
     mask = labels[:, 1:] != -100
-    student = F.log_softmax(student_logits[:, :-1][mask].float(), dim=-1)
-    teacher = F.log_softmax(teacher_logits[:, :-1][mask].float(), dim=-1)
-    return F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+    logprobs = F.log_softmax(teacher_logits[:, :-1][mask].float(), dim=-1)
+    return logprobs.topk(min(k, logprobs.shape[-1]), dim=-1)
 
 
-def _distillation_trainer(base_class, teacher):
-    """`base_class` (TRL's SFTTrainer) with `distillation_loss` against `teacher` (a loaded model, frozen)."""
+def distillation_loss(student_logits, teacher_logprobs, teacher_ids, labels):
+    """Forward KL(teacher || student) per rationale token (label not -100), averaged over them: the
+    student learns the teacher's whole next-token distribution, not only the token the teacher
+    wrote (DistillSpec; GKD with beta 0 on the teacher's own outputs). The teacher's distribution
+    is its top k (`teacher_top_k`), renormalised; with k the whole vocabulary it is the exact KL.
+    student_logits [batch, length, vocab] predict the next token; labels [batch, length] as the model takes them."""
+    import torch.nn.functional as F
+
+    mask = labels[:, 1:] != -100
+    student = F.log_softmax(student_logits[:, :-1][mask].float(), dim=-1).gather(-1, teacher_ids)
+    teacher = teacher_logprobs - teacher_logprobs.logsumexp(-1, keepdim=True)
+    return (teacher.exp() * (teacher - student)).sum(-1).mean()
+
+
+def _distillation_trainer(base_class, teacher, k: int):
+    """`base_class` (TRL's SFTTrainer) with `distillation_loss` against `teacher` (a loaded model,
+    frozen). The teacher's top k at each row's rationale tokens are kept by row (its token ids), so
+    the teacher runs in the first epoch only."""
     import torch
 
     teacher.eval().requires_grad_(False)
+    kept: dict[bytes, tuple] = {}
 
     class DistillationTrainer(base_class):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            forward = {k: v for k, v in inputs.items() if k != "labels"}
+            forward = {name: value for name, value in inputs.items() if name != "labels"}
+            ids, labels = inputs["input_ids"], inputs["labels"]
+            mask = inputs.get("attention_mask", torch.ones_like(ids)).bool()
+            keys = [row[m].cpu().numpy().tobytes() for row, m in zip(ids, mask, strict=True)]
+            if any(key not in kept for key in keys):
+                teacher.to(ids.device)
+                with torch.no_grad():
+                    logits = teacher(**forward, use_cache=False).logits
+                for b, key in enumerate(keys):
+                    kept[key] = tuple(t.cpu() for t in teacher_top_k(logits[b : b + 1], labels[b : b + 1], k))
+            logprobs, token_ids = (torch.cat([kept[key][i] for key in keys]).to(ids.device) for i in (0, 1))
             outputs = model(**forward, use_cache=False)
-            with torch.no_grad():
-                teacher_logits = teacher.to(outputs.logits.device)(**forward, use_cache=False).logits
-            loss = distillation_loss(outputs.logits, teacher_logits, inputs["labels"])
+            loss = distillation_loss(outputs.logits, logprobs, token_ids, labels)
             return (loss, outputs) if return_outputs else loss
 
     return DistillationTrainer
@@ -251,9 +287,12 @@ def merged(adapter_dir: str | Path) -> PreTrainedModel:
 
 def merge(adapter_dir: str | Path, out_dir: str | Path) -> Path:
     """Save the merged model and its tokenizer to out_dir (vLLM and other engines load it by path);
-    reused while the adapter is unchanged."""
+    reused while the adapter is unchanged. A folder without an adapter (a model trained in full) is
+    a plain model already: it is returned as it is."""
     from transformers import AutoTokenizer
 
+    if not (Path(adapter_dir) / "adapter_config.json").exists():
+        return Path(adapter_dir)
     out_dir = Path(out_dir)
     stage = Stage(out_dir, params={"adapter": file_hash(Path(adapter_dir) / "adapter_model.safetensors")})
     if not stage.done():
