@@ -97,6 +97,21 @@ def test_a_finished_stage_reruns_when_an_output_is_missing_or_changed(tmp_path, 
     assert f"rebuilding, {reason}" in capsys.readouterr().out
 
 
+def test_a_rebuilt_stage_first_removes_what_its_last_build_wrote(tmp_path):
+    """Files of other settings never pass for the new build's (an adapter beside a model trained in full)."""
+    folder = tmp_path / "draft"
+    folder.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (folder / name).write_text(name)
+    (folder / "checkpoints").mkdir()  # work folders are the stage's own business
+    Stage(folder, {"lora": {"r": 8}}).finish({})
+    assert not Stage(folder, {"lora": None}).done()
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoints"]
+    (folder / "model.safetensors").write_text("weights")
+    Stage(folder, {"lora": None}).finish({})
+    assert Stage(folder, {"lora": None}).done() and (folder / "model.safetensors").exists()
+
+
 def test_a_stage_must_record_an_output(tmp_path):
     with pytest.raises(ValueError, match="finished without writing any output"):
         Stage(tmp_path / "stage", {"n": 1}).finish({})

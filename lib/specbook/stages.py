@@ -77,9 +77,15 @@ class Stage:
         return None
 
     def done(self) -> bool:
+        """Whether the finished outputs can be reused. When not, the files the last build wrote are
+        removed with its manifest, so that none of them passes for this build's (a model trained
+        in full must not sit beside the adapter an earlier setting left)."""
         reason = self.stale()
         if reason and self.manifest_path.exists():
             print(f"{self.directory}: rebuilding, {reason}")
+            for name in self.manifest().get("outputs", {}):
+                (self.directory / name).unlink(missing_ok=True)
+            self.manifest_path.unlink()
         return reason is None
 
     def work_folder(self, name: str) -> Path:
