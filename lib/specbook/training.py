@@ -13,6 +13,7 @@ transformers + peft. The choice is returned and shown, never silent.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -133,54 +134,55 @@ def finetune(
     total_steps = math.ceil(len(train) / (args.per_device_train_batch_size * args.gradient_accumulation_steps)) * args.num_train_epochs
     checkpointing = which == "peft" and torch.cuda.is_available()
     sft_config = SFTConfig(**sft_kwargs(cfg, checkpoints, seed, checkpointing, max(1, int(total_steps // 40))))
-    full = cfg.lora is None  # every weight trained: the saved folder is a plain model, not an adapter
-    peft_config = None
-    if which == "unsloth":
-        from unsloth import FastLanguageModel
+    with _library_bars_off():  # the training bar is the one bar while a model loads, trains and saves
+        full = cfg.lora is None  # every weight trained: the saved folder is a plain model, not an adapter
+        peft_config = None
+        if which == "unsloth":
+            from unsloth import FastLanguageModel
 
-        model, _ = FastLanguageModel.from_pretrained(
-            model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False, full_finetuning=full
+            model, _ = FastLanguageModel.from_pretrained(
+                model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False, full_finetuning=full
+            )
+            if not full:
+                lora = lora_kwargs(cfg.lora)
+                model = FastLanguageModel.get_peft_model(model, **lora, use_gradient_checkpointing="unsloth", random_state=seed)
+        else:
+            from peft import LoraConfig
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+            if not full:
+                peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
+        trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher), TEACHER_TOP_K)
+        trainer = trainer_class(
+            model=model,
+            args=sft_config,
+            train_dataset=Dataset.from_list(train),
+            eval_dataset=Dataset.from_list(held_out),
+            processing_class=tokenizer,
+            peft_config=peft_config,
         )
-        if not full:
-            lora = lora_kwargs(cfg.lora)
-            model = FastLanguageModel.get_peft_model(model, **lora, use_gradient_checkpointing="unsloth", random_state=seed)
-    else:
-        from peft import LoraConfig
-        from transformers import AutoModelForCausalLM
+        # tqdm's bar in every front end (transformers picks an HTML table inside any kernel, which a
+        # headless run cannot show): `make run-all` forwards it to the terminal, JupyterLab draws it
+        from transformers.trainer_callback import ProgressCallback
+        from transformers.utils.notebook import NotebookProgressCallback
 
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
-        if not full:
-            peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
-    trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher), TEACHER_TOP_K)
-    trainer = trainer_class(
-        model=model,
-        args=sft_config,
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(held_out),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
-    # tqdm's bar in every front end (transformers picks an HTML table inside any kernel, which a
-    # headless run cannot show): `make run-all` forwards it to the terminal, JupyterLab draws it
-    from transformers.trainer_callback import ProgressCallback
-    from transformers.utils.notebook import NotebookProgressCallback
+        class TrainingBar(ProgressCallback):
+            def on_prediction_step(self, *args, **kwargs):
+                pass  # no evaluation bar nested under the training bar: its cursor moves leave escape codes in a notebook
 
-    class TrainingBar(ProgressCallback):
-        def on_prediction_step(self, *args, **kwargs):
-            pass  # no evaluation bar nested under the training bar: its cursor moves leave escape codes in a notebook
-
-    for shown in (NotebookProgressCallback, ProgressCallback):
-        trainer.remove_callback(shown)
-    trainer.add_callback(TrainingBar)
-    resumed_from = max((int(p.name.removeprefix("checkpoint-")) for p in checkpoints.glob("checkpoint-*")), default=0)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resumed_from > 0)
-    history = trainer.state.log_history
-    if not any(h.get("step") == trainer.state.global_step and "eval_loss" in h for h in history):
-        trainer.evaluate()  # resumed from a checkpoint saved before the last epoch's evaluation
-    seconds = time.perf_counter() - start
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(out_dir)
+        for shown in (NotebookProgressCallback, ProgressCallback):
+            trainer.remove_callback(shown)
+        trainer.add_callback(TrainingBar)
+        resumed_from = max((int(p.name.removeprefix("checkpoint-")) for p in checkpoints.glob("checkpoint-*")), default=0)
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=resumed_from > 0)
+        history = trainer.state.log_history
+        if not any(h.get("step") == trainer.state.global_step and "eval_loss" in h for h in history):
+            trainer.evaluate()  # resumed from a checkpoint saved before the last epoch's evaluation
+        seconds = time.perf_counter() - start
+        trainer.save_model(str(out_dir))
+        tokenizer.save_pretrained(out_dir)
     summary = {
         "backend": which,
         "seconds": seconds,  # of this run: a resumed one counts from its checkpoint
@@ -195,6 +197,22 @@ def finetune(
     }
     stage.finish(summary)
     return {**summary, "built_at": stage.manifest()["commit"]}
+
+
+@contextlib.contextmanager
+def _library_bars_off():
+    """transformers' own bars (loading weights, writing shards) off, then as they were: a model
+    trained in full writes its checkpoints with a bar of its own, which nests in the training bar
+    and leaves terminal escape codes in an executed notebook."""
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def _load(model: str) -> PreTrainedModel:
