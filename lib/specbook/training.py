@@ -134,47 +134,47 @@ def finetune(
     total_steps = math.ceil(len(train) / (args.per_device_train_batch_size * args.gradient_accumulation_steps)) * args.num_train_epochs
     checkpointing = which == "peft" and torch.cuda.is_available()
     sft_config = SFTConfig(**sft_kwargs(cfg, checkpoints, seed, checkpointing, max(1, int(total_steps // 40))))
-    with _library_bars_off():  # the training bar is the one bar while a model loads, trains and saves
-        full = cfg.lora is None  # every weight trained: the saved folder is a plain model, not an adapter
-        peft_config = None
-        if which == "unsloth":
-            from unsloth import FastLanguageModel
+    full = cfg.lora is None  # every weight trained: the saved folder is a plain model, not an adapter
+    peft_config = None
+    if which == "unsloth":
+        from unsloth import FastLanguageModel
 
-            model, _ = FastLanguageModel.from_pretrained(
-                model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False, full_finetuning=full
-            )
-            if not full:
-                lora = lora_kwargs(cfg.lora)
-                model = FastLanguageModel.get_peft_model(model, **lora, use_gradient_checkpointing="unsloth", random_state=seed)
-        else:
-            from peft import LoraConfig
-            from transformers import AutoModelForCausalLM
-
-            model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
-            if not full:
-                peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
-        trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher), TEACHER_TOP_K)
-        trainer = trainer_class(
-            model=model,
-            args=sft_config,
-            train_dataset=Dataset.from_list(train),
-            eval_dataset=Dataset.from_list(held_out),
-            processing_class=tokenizer,
-            peft_config=peft_config,
+        model, _ = FastLanguageModel.from_pretrained(
+            model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False, full_finetuning=full
         )
-        # tqdm's bar in every front end (transformers picks an HTML table inside any kernel, which a
-        # headless run cannot show): `make run-all` forwards it to the terminal, JupyterLab draws it
-        from transformers.trainer_callback import ProgressCallback
-        from transformers.utils.notebook import NotebookProgressCallback
+        if not full:
+            lora = lora_kwargs(cfg.lora)
+            model = FastLanguageModel.get_peft_model(model, **lora, use_gradient_checkpointing="unsloth", random_state=seed)
+    else:
+        from peft import LoraConfig
+        from transformers import AutoModelForCausalLM
 
-        class TrainingBar(ProgressCallback):
-            def on_prediction_step(self, *args, **kwargs):
-                pass  # no evaluation bar nested under the training bar: its cursor moves leave escape codes in a notebook
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+        if not full:
+            peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
+    trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher), TEACHER_TOP_K)
+    trainer = trainer_class(
+        model=model,
+        args=sft_config,
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(held_out),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    # tqdm's bar in every front end (transformers picks an HTML table inside any kernel, which a
+    # headless run cannot show): `make run-all` forwards it to the terminal, JupyterLab draws it
+    from transformers.trainer_callback import ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
 
-        for shown in (NotebookProgressCallback, ProgressCallback):
-            trainer.remove_callback(shown)
-        trainer.add_callback(TrainingBar)
-        resumed_from = max((int(p.name.removeprefix("checkpoint-")) for p in checkpoints.glob("checkpoint-*")), default=0)
+    class TrainingBar(ProgressCallback):
+        def on_prediction_step(self, *args, **kwargs):
+            pass  # no evaluation bar nested under the training bar: its cursor moves leave escape codes in a notebook
+
+    for shown in (NotebookProgressCallback, ProgressCallback):
+        trainer.remove_callback(shown)
+    trainer.add_callback(TrainingBar)
+    resumed_from = max((int(p.name.removeprefix("checkpoint-")) for p in checkpoints.glob("checkpoint-*")), default=0)
+    with _library_bars_off():  # the training bar is the one bar while it trains and saves
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resumed_from > 0)
         history = trainer.state.log_history
@@ -201,9 +201,9 @@ def finetune(
 
 @contextlib.contextmanager
 def _library_bars_off():
-    """transformers' own bars (loading weights, writing shards) off, then as they were: a model
-    trained in full writes its checkpoints with a bar of its own, which nests in the training bar
-    and leaves terminal escape codes in an executed notebook."""
+    """transformers' own bars off, then as they were: a model trained in full writes its
+    checkpoints with a bar of its own, which nests in the training bar and leaves terminal escape
+    codes in an executed notebook. Only around training: a download's bar stays visible."""
     from transformers.utils import logging as transformers_logging
 
     shown = transformers_logging.is_progress_bar_enabled()
