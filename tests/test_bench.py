@@ -1,5 +1,6 @@
 """The timing helpers: one interleaved timer with a discarded warm-up, step costs as medians of
-per-round ratios, sweeps through any engine, and `make bench` (speed itself is not asserted)."""
+per-round ratios, sweeps through any engine, request-by-request timing, and `make bench` (speed
+itself is not asserted)."""
 
 import statistics
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from specbook import bench, models
-from specbook.engines import NativeEngine, Sampling, TransformersEngine
+from specbook.engines import Generation, NativeEngine, Sampling, TransformersEngine
 
 
 def test_interleaved_warms_up_then_takes_turns():
@@ -42,7 +43,26 @@ def test_step_costs_are_medians_of_per_round_ratios(tiny_model):
     assert torch.is_grad_enabled()  # timing does not leave autograd switched off
 
 
-def test_make_bench_runs_on_smoke(capsys):
-    bench.main(["--profile", "smoke", "--rounds", "1"])
-    out = capsys.readouterr().out
-    assert "profile smoke" in out and out.count("ratio") == 4
+def test_timed_requests_take_turns_per_request_and_keep_median_latencies():
+    calls = []
+
+    class Clock:
+        """A fake engine: records each call; request i in config x takes (i + 1) * x seconds, plus the round."""
+
+        def generate(self, prompts, sampling, speculative=None, batch_size=1):
+            calls.append((prompts[0], speculative, sampling.seed))
+            rounds_seen = sum(c[:2] == (prompts[0], speculative) for c in calls)
+            return [Generation("", [prompts[0]], "stop", latency_s=(prompts[0] + 1) * speculative + rounds_seen, ttft_s=0.5)]
+
+    out = bench.timed_requests(Clock(), [0, 1], Sampling(max_new_tokens=4, seed=10), {"a": 1, "b": 2}, rounds=3)
+    # warm-up on the first prompt, then per request each configuration in turn, three rounds
+    assert calls[:2] == [(0, 1, 10), (0, 2, 10)]
+    assert calls[2:8] == [(0, 1, 10), (0, 2, 10)] * 3 and calls[8:] == [(1, 1, 11), (1, 2, 11)] * 3
+    # request 0 in "a": rounds 2, 3, 4 after the warm-up (latency 1 + round): median 1 + 3
+    assert [g.latency_s for g in out["a"]] == [4, 2 + 2] and [g.latency_s for g in out["b"]] == [2 + 3, 4 + 2]
+    assert [g.token_ids for g in out["a"]] == [[0], [1]] and all(g.ttft_s == 0.5 for g in out["b"])
+
+
+def test_make_bench_names_the_chapter_that_builds_its_models(output_root):
+    with pytest.raises(FileNotFoundError, match=r"make run-all PROFILE=smoke NB=02"):
+        bench.main(["--profile", "smoke"])

@@ -324,7 +324,13 @@ def test_a_rerun_of_the_book_with_nothing_changed_computes_nothing_again(smoke_r
     assert book.run("smoke", force=True) == 0  # every chapter runs; its stages find their work done
     assert {p: p.stat().st_mtime_ns for p in models.glob("*/*.safetensors")} == weights
     notebooks = smoke_run / "data" / "smoke" / "notebooks"
-    for chapter, measurements in {"00_theory": 3, "02_training": 1 + 3 * len(LEVELS), "03_distillation": len(STYLES) * len(LEVELS)}.items():
+    measured = {
+        "00_theory": 3,
+        "02_training": 1 + 3 * len(LEVELS),
+        "03_distillation": len(STYLES) * len(LEVELS),
+        "04_benchmarking": 3 * len(LEVELS) + 1 + len(STYLES) * len(LEVELS) + len(LEVELS),  # accuracy, step costs, timed, sampled
+    }
+    for chapter, measurements in measured.items():
         executed = nbformat.read(notebooks / f"{chapter}.ipynb", as_version=4)
         text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
         assert text.count("(cached: computed at commit") == measurements, chapter
@@ -385,3 +391,48 @@ def test_chapter_03_writes_the_targets_answers_three_drafts_each_and_the_accepta
     for name in ("03_draft_training", "03_acceptance_by_position"):
         for suffix in ("png", "svg"):
             assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
+
+
+@pytest.mark.chapters
+def test_chapter_04_writes_every_run_with_its_provenance_and_the_figures(smoke_run):
+    import pandas as pd
+
+    P = profiles.load("smoke")
+    B = P.bench
+    out = smoke_run / "data" / "smoke" / "results"
+    runs = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert {p.stem for p in out.glob("*.csv")} == set(runs)
+    timed_per_target = {"cot": 1 + 4 + 1, "cod": 1 + 4 + 1 + len([k for k in B.ks if k != B.k])}  # alone, 4 drafts, n-gram, K sweep
+    expected = 3 * len(LEVELS) + len(LEVELS) * sum(timed_per_target.values()) + 2 * len(LEVELS)  # accuracy, timed, sampled
+    assert len(runs) == expected
+    for name, record in runs.items():
+        p = record["provenance"]
+        assert p["profile"] == "smoke" and p["config_hash"] == profiles.config_hash(P) and p["engine"] == P.engine.kind
+        assert p["commit"] and p["versions"]["torch"] and p["machine"]["cores"]
+        requests = pd.read_csv(out / f"{name}.csv")
+        assert len(requests) == record["metrics"]["requests"]
+        assert {"tokens", "finish_reason", "correct", "ttft_s", "latency_s", "proposed", "accepted"} <= set(requests.columns)
+    for level in LEVELS:
+        assert runs[f"accuracy_{level}_cod"]["metrics"]["requests"] == P.problems.test_per_level  # the whole test set
+        spec = runs[f"{level}_cod_distilled_k{B.k}"]["metrics"]
+        assert spec["requests"] == B.timing_rows and spec["identical_to_plain"] == 1.0  # greedy speculation is lossless
+        assert spec["speedup_ci"][0] <= spec["speedup"] <= spec["speedup_ci"][1] and spec["predicted_speedup"] > 0
+        assert runs[f"{level}_cot_ngram_k{B.k}"]["metrics"]["predicted_speedup"] is None
+    for name in ("04_speedup_by_draft", "04_k_sweep"):
+        for suffix in ("png", "svg"):
+            assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
+
+
+@pytest.mark.chapters
+def test_make_bench_prints_its_table_on_the_books_models(smoke_run, monkeypatch, capsys):
+    from specbook import bench
+
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(smoke_run))
+    bench.main(["--profile", "smoke"])
+    out = capsys.readouterr().out
+    B = profiles.load("smoke").bench
+    assert "profile smoke" in out and "CoD target + distilled draft, easy" in out
+    table = [line for line in out.splitlines() if line.startswith(("native", "transformers"))]
+    assert len(table) == 3 * (1 + len(B.ks))  # three engines, alone and every K
+    assert all(line.endswith(f"{B.bench_prompts}/{B.bench_prompts}") for line in table)  # every output the engine's own
+    assert out.count("x [") == len(B.ks)  # native against transformers at every K

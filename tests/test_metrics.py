@@ -56,3 +56,15 @@ def test_summarize_generations():
     assert s["per_position"] == [1.0, 2 / 3, 0.0] and s["alpha"] == 5 / (3 + 3 + 2)
     plain = metrics.summarize([Generation("a", [1, 2], "length", latency_s=1.0, steps=2)])
     assert plain["mean_acceptance_length"] == 1.0 and math.isnan(plain["alpha"]) and math.isnan(plain["ttft_median_s"])
+    # after the first step: request a has 1 more step in 0.4 s; b has none (one step) and is left out
+    assert s["decode_step_s"] == pytest.approx(0.4) and math.isnan(plain["decode_step_s"])
+
+
+def test_decode_speedup_leaves_out_the_first_step():
+    # plain: 10 tokens, prompt pass 0.1 s, then 9 passes of 0.01 s; speculative: 3 tokens a pass, 4 passes,
+    # prompt pass 0.12 s, then 3 passes of 0.015 s: 3 / 0.015 against 1 / 0.01 = 2x
+    plain = metrics.summarize([Generation("", list(range(10)), "length", latency_s=0.19, ttft_s=0.1, steps=10)])
+    spec = metrics.summarize(
+        [Generation("", list(range(12)), "length", latency_s=0.165, ttft_s=0.12, steps=4, proposed=12, accepted=8, accepted_at=[4, 3, 1])]
+    )
+    assert metrics.decode_speedup(spec, plain) == pytest.approx(2.0)

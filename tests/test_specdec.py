@@ -82,6 +82,22 @@ def test_stops_at_eos(target):
     assert result.token_ids == full[: full.index(eos) + 1] and result.finish_reason == "stop"
 
 
+def test_prompt_lookup_proposes_what_followed_the_first_occurrence():
+    assert specdec.ngram_proposals([5, 6, 7, 8, 5, 6, 9, 5, 6], k=2, ngram_max=2) == [7, 8]  # (5, 6) first at 0
+    assert specdec.ngram_proposals([1, 2, 3, 9, 3], k=4, ngram_max=3) == [9, 3]  # only n = 1 recurs; the sequence ends
+    assert specdec.ngram_proposals([1, 2, 3], k=2, ngram_max=3) == []
+    assert specdec.ngram_proposals([4], k=2, ngram_max=3) == []
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_greedy_prompt_lookup_equals_the_target_alone(target, k):
+    prompt = [1, 2, 3, 1, 2, 3, 1, 2]
+    expected = reference_greedy(target, prompt, 20)
+    result = specdec.generate(target, None, prompt, k=k, max_new_tokens=20, ngram_max=3)
+    assert result.token_ids == expected and result.proposed > 0
+    assert len(result.token_ids) == result.steps + result.accepted
+
+
 def test_refuses_models_with_different_vocabularies(target, tiny_model):
     with pytest.raises(specdec.VocabularyMismatch, match=f"target has {VOCAB} tokens, draft has {VOCAB + 1}"):
         specdec.generate(target, tiny_model(VOCAB + 1, 2), [1], k=2, max_new_tokens=2)
@@ -127,6 +143,21 @@ def test_sampling_matches_the_target_distribution(sampling_case):
     target, draft, prompt, temperature, probs = sampling_case
     counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES)
     assert chi_square_p(counts, probs) > 0.001
+
+
+def test_prompt_lookup_sampling_matches_the_target_distribution(sampling_case):
+    """Certain proposals (q = 1): accepted with probability p(x), else a draw from p without x."""
+    target, _, prompt, temperature, probs = sampling_case
+    counts = np.zeros((VOCAB, VOCAB))
+    rng = torch.Generator().manual_seed(7)
+    lookup_prompt = prompt * 3  # the prompt's tokens recur, so lookup proposes at every step
+    probs = exact_pairs(target, lookup_prompt, temperature)
+    for _ in range(N_SAMPLES):
+        a, b = specdec.generate(
+            target, None, lookup_prompt, k=2, max_new_tokens=2, temperature=temperature, seed=rng, ngram_max=2
+        ).token_ids
+        counts[a, b] += 1
+    assert chi_square_p(counts, probs) > 1e-3
 
 
 def test_the_chi_square_test_catches_a_wrong_residual(sampling_case, monkeypatch):

@@ -60,3 +60,12 @@ def test_bootstrap_median_ratio():
     assert lo < m < hi and lo < 1.5 < hi
     with pytest.raises(ValueError, match="pair them by item"):
         stats.bootstrap_median_ratio([1.0, 2.0], [1.0])
+
+
+def test_two_proportions():
+    from scipy.stats import fisher_exact
+
+    assert stats.two_proportions_p(50, 100, 50, 100) == 1.0
+    assert stats.two_proportions_p(90, 100, 50, 100) < 1e-6
+    assert stats.two_proportions_p(3, 10, 7, 10) == fisher_exact([[3, 7], [7, 3]]).pvalue
+    assert math.isnan(stats.two_proportions_p(0, 0, 1, 2))

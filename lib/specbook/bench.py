@@ -1,20 +1,23 @@
-"""Timing: forward-pass costs, decoding sweeps through any engine, and `make bench`
-(`python -m specbook.bench`).
+"""Timing: forward-pass costs, decoding sweeps through any engine, request-by-request timing, and
+`make bench` (`python -m specbook.bench`).
 
 Rules for every number here: warm up before timing (a discarded call), interleave the
 configurations being compared in rounds (so that drift of a shared machine hits all of them
-alike), report medians, and compare only runs measured together. `interleaved` is the one timer.
+alike), report medians, and compare only runs measured together. `interleaved` times whole runs
+in rounds, `timed_requests` single requests in turn (per-request speedups, chapter 04).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
+from tqdm import tqdm
 
 from specbook import metrics
 from specbook.engines import Sampling, Speculative
@@ -30,6 +33,36 @@ def interleaved(runs: dict[Hashable, Callable[[], object]], rounds: int) -> dict
         for name, run in runs.items():
             results[name].append(run())
     return results
+
+
+def timed_requests(
+    engine, prompts: list, sampling: Sampling, configs: dict[str, Speculative | None], rounds: int = 1, desc: str = "timed"
+) -> dict[str, list]:
+    """Every prompt through every configuration of `engine`, one request at a time, the
+    configurations taking turns on each request (`rounds` times) so that drift of the machine hits
+    all of them alike; one discarded warm-up request per configuration first (compiling, first-call
+    costs). Request i is seeded with sampling.seed + i in every configuration and round, so each
+    round writes the same tokens; a generation's latency and time to first token are the medians
+    over its rounds. Returns each configuration's generations, in the order of `prompts`."""
+    for speculative in configs.values():
+        engine.generate(prompts[:1], sampling, speculative)
+    out = {name: [] for name in configs}
+    for i, prompt in enumerate(tqdm(prompts, desc=desc, leave=False)):
+        seeded = dataclasses.replace(sampling, seed=sampling.seed + i)
+        made = {name: [] for name in configs}
+        for _ in range(rounds):
+            for name, speculative in configs.items():
+                made[name] += engine.generate([prompt], seeded, speculative)
+        for name, generations in made.items():
+            ttfts = [g.ttft_s for g in generations if g.ttft_s is not None]
+            out[name].append(
+                dataclasses.replace(
+                    generations[0],
+                    latency_s=statistics.median(g.latency_s for g in generations),
+                    ttft_s=statistics.median(ttfts) if ttfts else None,
+                )
+            )
+    return out
 
 
 @torch.inference_mode()
@@ -117,52 +150,84 @@ def sweep(engine, drafts: dict, prompts: list, ks: list[int], sampling: Sampling
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Speed of the native engine against transformers' generate(), plain and speculative, on the
-    profile's chapter-00 models (an untrained target, a draft cut from its first layers)."""
-    from specbook import models, profiles
+    """`make bench`: the CoD target of one level and its distilled draft (chapters 02 and 03), alone
+    and speculative at every K of the profile's `bench.ks`, greedy, on the same test questions, through
+    the native engine eager and compiled and through transformers' assisted generation, the
+    configurations taking turns on each request. Prints one table: speed, speedup over the same
+    engine alone, acceptance, the measured step costs and the speedup they predict."""
+    from specbook import evaluation, profiles, rationales, training
     from specbook.engines import NativeEngine, TransformersEngine
+    from specbook.paths import artifacts
+    from specbook.profiles import LEVELS
     from specbook.runinfo import seed_everything, stamp
+    from specbook.stats import bootstrap_median_ratio
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--profile", default="tiny")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--level", default=LEVELS[0], choices=LEVELS)
     args = parser.parse_args(argv)
     P = profiles.load(args.profile)
-    T = P.theory
+    B, A = P.bench, artifacts(args.profile)
     seed_everything(P.seed)
-    target = models.untrained(T.target, T.vocab_size, P.seed, T.logit_scale)
-    draft = models.early_exit_draft(target, T.draft_layers[0])
-    k = T.ks[len(T.ks) // 2]
-    gen = torch.Generator().manual_seed(P.seed)
-    prompts = [torch.randint(0, T.vocab_size, (T.prompt_tokens,), generator=gen).tolist() for _ in range(T.prompts)]
-    sampling = Sampling(max_new_tokens=T.max_new_tokens)  # greedy
-    speculative = Speculative("draft_model", k, draft)
-    native, hf = NativeEngine(target), TransformersEngine(target)
-    configs = {
-        "native plain": (native, None),
-        f"native K={k}": (native, speculative),
-        "transformers plain": (hf, None),
-        f"transformers assisted K={k}": (hf, speculative),
+    adapter = A.require(A.target("cod", args.level) / "adapter_model.safetensors", made_by="02_training").parent
+    target_path = training.merge(adapter, A.merged(adapter))
+    draft_folder = A.require(A.draft("distilled", "cod", args.level) / "manifest.json", made_by="03_distillation").parent
+    draft_path = training.merge(draft_folder, A.merged(draft_folder))
+    rows = rationales.load_rows(A, args.level, "test")[: B.bench_prompts]
+    engines = {
+        "native eager": NativeEngine.load(str(target_path)),
+        "native compiled": NativeEngine.load(str(target_path), compile=True),
+        "transformers": TransformersEngine.load(str(target_path)),
     }
-    costs = step_costs(target, draft, [k], context=T.prompt_tokens, repeats=T.timing_repeats)
-    timed = interleaved(
-        {name: (lambda e=e, s=s: metrics.summarize(e.generate(prompts, sampling, s))) for name, (e, s) in configs.items()}, args.rounds
-    )
-    speed = {name: statistics.median(s["tokens_per_s"] for s in summaries) for name, summaries in timed.items()}
+    prompts = evaluation.prompts(engines["native eager"].tokenizer, rows, "cod")
+    sampling = Sampling(max_new_tokens=B.max_new_tokens)  # greedy
+    configs = {"alone": None, **{f"K={k}": Speculative("draft_model", k, str(draft_path)) for k in B.ks}}
+    context = sum(len(engines["native eager"].tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts) // len(prompts)
+    costs = {}
+    for name in ("native eager", "native compiled"):  # transformers runs the eager models
+        engine = engines[name]
+        costs[name] = step_costs(
+            engine.model, engine.draft_model(configs[f"K={B.ks[0]}"]), B.ks, context, P.theory.timing_repeats, rounds=5
+        )
+    costs["transformers"] = costs["native eager"]
+    made = {name: timed_requests(e, prompts, sampling, configs, B.rounds, desc=name) for name, e in engines.items()}
+
     print(
-        f"specbook bench · {stamp(args.profile)} · {torch.get_num_threads()} threads · greedy, "
-        f"{len(prompts)} prompts x {T.max_new_tokens} tokens, median of {args.rounds} interleaved rounds"
+        f"specbook bench · {stamp(args.profile)} · {torch.get_num_threads()} threads · CoD target + distilled draft, {args.level}, "
+        f"greedy, {len(prompts)} test questions, at most {B.max_new_tokens} tokens, configurations in turn per request, "
+        f"latency = median of {B.rounds} rounds"
     )
+    print("speedup: median over requests of latency alone / latency speculative on the same engine [bootstrap 95 %]")
+    print("predicted: E(alpha, K) / (K c + v(K)) from the step costs measured here; efficiency = speedup / predicted")
+    print("same: requests whose tokens are those of the same engine alone (greedy speculation is lossless)")
     print(
-        f"target {costs.target_ms:.2f} ms/step, draft ({T.draft_layers[0]} of {T.target.layers} layers) "
-        f"{costs.draft_ms:.2f} ms/step: c = {costs.c:.3f}; verify {k + 1} tokens = {costs.v[k]:.2f} steps"
+        f"{'engine':<16} {'config':<6} {'tok/s':>7} {'speedup':>20} {'accept':>7} {'alpha':>6} {'draft ms':>9} {'target ms':>10} "
+        f"{'verify ms':>10} {'predicted':>9} {'effic.':>7} {'same':>5}"
     )
-    for name, summaries in timed.items():
-        print(f"  {name:<28} {speed[name]:8.1f} tok/s   {summaries[-1]['mean_acceptance_length']:.2f} tokens per target pass")
-    print(f"ratio  native K={k} / native plain:                 {speed[f'native K={k}'] / speed['native plain']:.2f}x")
-    print(f"ratio  transformers assisted / transformers plain:  {speed[f'transformers assisted K={k}'] / speed['transformers plain']:.2f}x")
-    print(f"ratio  native plain / transformers plain:           {speed['native plain'] / speed['transformers plain']:.2f}x")
-    print(f"ratio  native K={k} / transformers assisted K={k}:    {speed[f'native K={k}'] / speed[f'transformers assisted K={k}']:.2f}x")
+    for name, runs in made.items():
+        c = costs[name]
+        alone = [g.latency_s for g in runs["alone"]]
+        for config, generations in runs.items():
+            m = metrics.summarize(generations)
+            same = sum(g.token_ids == a.token_ids for g, a in zip(generations, runs["alone"], strict=True))
+            line = f"{name:<16} {config:<6} {m['tokens_per_s']:7.1f}"
+            if configs[config] is None:
+                print(f"{line} {'1.00':>20} {'':>7} {'':>6} {'':>9} {c.target_ms:10.2f} {'':>10} {'':>9} {'':>7} {same:>2}/{len(prompts)}")
+                continue
+            k = configs[config].k
+            speedup, low, high = bootstrap_median_ratio(alone, [g.latency_s for g in generations], seed=P.seed)
+            predicted = metrics.predicted_speedup(m["alpha"], k, c.c, c.v[k])
+            print(
+                f"{line} {f'{speedup:.2f} [{low:.2f}-{high:.2f}]':>20} {m['acceptance_rate']:7.2f} {m['alpha']:6.3f} {c.draft_ms:9.2f} "
+                f"{c.target_ms:10.2f} {c.verify_ms[k]:10.2f} {predicted:9.2f} {speedup / predicted:7.2f} {same:>2}/{len(prompts)}"
+            )
+    print("ratio native eager / transformers assisted, same pair and K (median per-request latency ratio [bootstrap 95 %]):")
+    for config, spec in configs.items():
+        if spec is not None:
+            ratio, low, high = bootstrap_median_ratio(
+                [g.latency_s for g in made["transformers"][config]], [g.latency_s for g in made["native eager"][config]], seed=P.seed
+            )
+            print(f"  {config}: {ratio:.2f}x [{low:.2f}-{high:.2f}]")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ transformers' `generate()` on left-padded batches of that size, vLLM takes every
 (continuous batching). Greedy batched outputs are the batch-1 outputs; sampled ones come from one
 random stream per batch (seeded with the seed of its first request), not one per request.
 
-- `NativeEngine`: the lib's own decoder (`specdec`), plain decoding through the same code path.
+- `NativeEngine`: the lib's own decoder (`specdec`): a draft model or prompt lookup (n-gram),
+  and plain decoding through the same code path.
 - `TransformersEngine`: `model.generate()`, assisted generation with a draft model at a constant
   K (acceptance counted by instrumenting the candidate generator), or prompt lookup (n-gram).
 - `VllmEngine` (GPU, module `vllm_engine`): `vllm.LLM` with a `speculative_config`.
@@ -61,7 +62,7 @@ class Sampling:
 class Speculative:
     """How to speculate. `draft_model`: a small model proposes K tokens; `draft` is its path or
     Hub id (the in-process engines also take a loaded model). `ngram`: prompt lookup proposes up
-    to K tokens that followed the last n-gram (n <= ngram_max) where it last occurred in the context."""
+    to K tokens that followed the latest n-gram (n <= ngram_max) where it first occurred in the context."""
 
     method: str
     k: int
@@ -290,12 +291,8 @@ class NativeEngine(_InProcess):
         return self._compiled_drafts[id(draft)][1]
 
     def _one(self, prompt_ids, sampling, speculative, seed) -> Generation:
-        if speculative is not None and speculative.method != "draft_model":
-            raise ValueError(
-                f"the native engine speculates with a draft model, not {speculative.method!r}; "
-                f"use the transformers or vllm engine for prompt lookup"
-            )
-        draft = self.draft_model(speculative) if speculative else None
+        draft = self.draft_model(speculative) if speculative and speculative.method == "draft_model" else None
+        ngram = speculative.ngram_max if speculative and speculative.method == "ngram" else None
         stop = (lambda ids: stop_string_cut(self.tokenizer, ids, sampling.stop)) if sampling.stop else None
         r = specdec.generate(
             self.model,
@@ -308,6 +305,7 @@ class NativeEngine(_InProcess):
             eos_token_ids=self.eos,
             seed=seed,
             stop=stop,
+            ngram_max=ngram,
         )
         return self._finish(
             r.token_ids,

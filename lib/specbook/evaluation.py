@@ -25,11 +25,29 @@ class Score:
     generations: list[Generation]
 
 
-def score(engine, rows: list[dict], style: str, max_new_tokens: int, speculative: Speculative | None = None, batch_size: int = 1) -> Score:
-    """Greedy answers of `engine` to rows (question, answer) under the style's system prompt
-    (batch_size > 1: batched, for throughput; see `engines`)."""
-    prompts = [chat_prompt(engine.tokenizer, STUDENT_SYSTEM[style], r["question"]) for r in rows]
-    generations = engine.generate(prompts, Sampling(max_new_tokens=max_new_tokens), speculative, batch_size)
+def score(
+    engine,
+    rows: list[dict],
+    style: str,
+    max_new_tokens: int,
+    speculative: Speculative | None = None,
+    batch_size: int = 1,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> Score:
+    """Answers of `engine` to rows (question, answer) under the style's system prompt, greedy unless
+    `temperature` > 0 (batch_size > 1: batched, for throughput; see `engines`)."""
+    sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    return grade(rows, engine.generate(prompts(engine.tokenizer, rows, style), sampling, speculative, batch_size))
+
+
+def prompts(tokenizer, rows: list[dict], style: str) -> list[str]:
+    """The chat prompts of rows (question, answer) under the style's system prompt."""
+    return [chat_prompt(tokenizer, STUDENT_SYSTEM[style], r["question"]) for r in rows]
+
+
+def grade(rows: list[dict], generations: list[Generation]) -> Score:
+    """Accuracy of the generations, one per row, by the strict checker."""
     answers = []
     for r, g in zip(rows, generations, strict=True):
         predicted = extract_answer(g.text)

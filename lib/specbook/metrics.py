@@ -52,6 +52,15 @@ def predicted_speedup(alpha: float, k: int, c: float, verify_cost: float = 1.0) 
     return expected_tokens_per_step(alpha, k) / (k * c + verify_cost)
 
 
+def decode_speedup(speculative: dict, plain: dict) -> float:
+    """Tokens per second after the first step, speculative over plain, from two `summarize` results:
+    (tokens per pass / seconds per pass) of each. It leaves out the prompt's pass, which speculation
+    does not speed up and the speedup model does not count, so it is what the model predicts."""
+    return (speculative["mean_acceptance_length"] / speculative["decode_step_s"]) / (
+        plain["mean_acceptance_length"] / plain["decode_step_s"]
+    )
+
+
 def summarize(generations) -> dict:
     """Totals and rates over per-request records (`engines.Generation`)."""
     gens = list(generations)
@@ -63,6 +72,8 @@ def summarize(generations) -> dict:
     k = max((len(g.accepted_at) for g in gens), default=0)
     accepted_at = [sum(g.accepted_at[i] for g in gens if i < len(g.accepted_at)) for i in range(k)]
     ttfts = [g.ttft_s for g in gens if g.ttft_s is not None]
+    timed_steps = [(g.latency_s - g.ttft_s, g.steps - 1) for g in gens if g.ttft_s is not None and g.steps > 1]
+    decode_steps = sum(n for _, n in timed_steps)
     return {
         "requests": len(gens),
         "tokens": tokens,
@@ -70,6 +81,8 @@ def summarize(generations) -> dict:
         "latency_s": latency,
         "tokens_per_s": tokens / latency if latency else math.nan,
         "ttft_median_s": statistics.median(ttfts) if ttfts else math.nan,
+        # after the first step (which also reads the prompt): seconds per target pass, for `decode_speedup`
+        "decode_step_s": sum(t for t, _ in timed_steps) / decode_steps if decode_steps else math.nan,
         "steps": steps,
         "proposed": proposed,
         "accepted": accepted,

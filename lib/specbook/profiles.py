@@ -224,6 +224,22 @@ class Engine:
 
 
 @dataclass(frozen=True)
+class Bench:
+    """Chapter 04 (every target alone and with its drafts) and `make bench`."""
+
+    k: int  # draft tokens per step of the reference configurations (the reference run: 5)
+    ks: list[int]  # the K sweep, CoD target + distilled CoD draft
+    timing_rows: int  # per level: test questions timed one at a time (accuracy runs use the whole test set)
+    sampled_rows: int  # per level: test questions the CoD pair answers at sampled_temperature, alone and speculative
+    max_new_tokens: int
+    bench_prompts: int  # make bench: test questions per configuration
+    rounds: int  # make bench: interleaved rounds (median reported)
+    sampled_temperature: float = 0.7  # besides greedy: speculative sampling must leave accuracy where it was
+    ngram_max: int = 3  # prompt lookup: the longest n-gram looked up
+    concurrency: list[int] = field(default_factory=lambda: [1, 4, 16, 64])  # vLLM only: max_num_seqs of the throughput sweep
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     seed: int
@@ -236,6 +252,7 @@ class Profile:
     distill: Distill
     draft_sft: DraftSft
     engine: Engine
+    bench: Bench
 
 
 CHOICES = {
@@ -351,6 +368,17 @@ def _check(profile: Profile, where: str) -> None:
             f"{where}: draft_sft.eval_rows ({profile.draft_sft.eval_rows}) holds out every distilled row of a target "
             f"({trainable}: distill.questions_per_level x samples_per_question, at most the target's training questions); lower it"
         )
+    b = profile.bench
+    if not b.ks or not all(k > 0 for k in b.ks) or not b.concurrency or not all(n > 0 for n in b.concurrency):
+        raise ProfileError(
+            f"{where}: bench.ks and bench.concurrency must each list at least one number above 0; got {b.ks} and {b.concurrency}"
+        )
+    asked = {"timing_rows": b.timing_rows, "sampled_rows": b.sampled_rows, "bench_prompts": b.bench_prompts}
+    if max(asked.values()) > p.test_per_level:
+        raise ProfileError(
+            f"{where}: bench.{max(asked, key=asked.get)} is {max(asked.values())}, more test questions than a level has "
+            f"(problems.test_per_level is {p.test_per_level}); lower it"
+        )
     if not all(0 < n < t.target.layers for n in t.draft_layers) or not all(k > 0 for k in t.ks):
         raise ProfileError(
             f"{where}: theory.draft_layers must lie between 1 and {t.target.layers - 1} (the target has "
@@ -425,6 +453,13 @@ POSITIVE = (
     "draft_sft.args.gradient_accumulation_steps",
     "draft_sft.args.max_length",
     "draft_sft.eval_rows",
+    "bench.k",
+    "bench.timing_rows",
+    "bench.sampled_rows",
+    "bench.max_new_tokens",
+    "bench.bench_prompts",
+    "bench.rounds",
+    "bench.ngram_max",
 )
 SHAPES = ("theory.target", "models.target_shape", "models.draft_shape")
 POSITIVE += tuple(f"{shape}.{f.name}" for shape in SHAPES for f in dataclasses.fields(ModelShape))

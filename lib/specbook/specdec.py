@@ -8,6 +8,9 @@ keep their KV caches across steps and roll them back past rejected tokens.
 
 Greedy decoding is the same algorithm with one-hot distributions: a proposal is accepted exactly
 when it is the target's argmax, and the residual is the target's argmax.
+
+Without a draft model, prompt lookup (n-gram) proposes the tokens that followed an earlier
+occurrence of the latest n-gram: a certain proposal (q = 1), verified by the same rule.
 """
 
 from __future__ import annotations
@@ -146,6 +149,18 @@ class _Cached:
             self.length = n
 
 
+def ngram_proposals(seq: list[int], k: int, ngram_max: int) -> list[int]:
+    """Prompt lookup (draft-free): the up to k tokens that followed the first earlier occurrence of
+    the sequence's last n tokens, trying n = ngram_max down to 1, as transformers' prompt lookup
+    does; [] when no n-gram recurs."""
+    for n in range(min(ngram_max, len(seq) - 1), 0, -1):
+        suffix = seq[-n:]
+        for start in range(len(seq) - n):
+            if seq[start : start + n] == suffix:
+                return seq[start + n : start + n + k]
+    return []
+
+
 @torch.inference_mode()
 def generate(
     target,
@@ -158,52 +173,76 @@ def generate(
     eos_token_ids: set[int] | frozenset = frozenset(),
     seed: int | torch.Generator = 0,
     stop: Callable[[list[int]], int | None] | None = None,
+    ngram_max: int | None = None,
 ) -> SpeculativeResult:
-    """Speculative decoding of one prompt. k=0 (or draft=None) is plain target decoding through the
-    same code path, so that speedups compare like with like. `seed`: a number (the request's own
-    random stream) or a generator whose stream continues across calls (many samples drawn as one
+    """Speculative decoding of one prompt. k=0 (or no draft and no `ngram_max`) is plain target
+    decoding through the same code path, so that speedups compare like with like. `draft`: a model,
+    or None with `ngram_max` for prompt lookup (`ngram_proposals`; its proposals are certain, q = 1,
+    so a token is accepted with probability p(x)). `seed`: a number (the request's own random
+    stream) or a generator whose stream continues across calls (many samples drawn as one
     sequence, as a statistical test wants). `stop(new_ids)`, if given, returns how many of the new
-    tokens to keep once a stop condition (a stop string) is met, else None."""
+    tokens to keep once a stop condition (a stop string) is met, else None.
+
+    Greedy decoding takes a shortcut with the same result as the one-hot distributions: argmaxes
+    compared directly, no distributions built and no random numbers drawn (per-token work the
+    cost model of chapter 00 does not count, and which chapter 04 measures as lost efficiency)."""
     check_decoding(k, max_new_tokens, temperature, top_p)
     check_prompt(len(prompt_ids), max_new_tokens, context_length(target.config))
-    if draft is None:
+    if draft is not None and ngram_max is not None:
+        raise ValueError("give a draft model or ngram_max (prompt lookup), not both")
+    if draft is None and ngram_max is None:
         k = 0
-    else:
+    elif draft is not None:
         check_pair(target.config, draft.config)
     rng = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    greedy = temperature == 0
 
     def draw(dist: torch.Tensor) -> int:
         return int(torch.multinomial(dist, 1, generator=rng))
 
-    tgt, drf = _Cached(target), (_Cached(draft) if k else None)
+    tgt, drf = _Cached(target), (_Cached(draft) if k and draft is not None else None)
     seq, n_prompt = list(prompt_ids), len(prompt_ids)
     result = SpeculativeResult(token_ids=[], finish_reason="length", accepted_at=[0] * k)
     start = time.perf_counter()
     while (room := max_new_tokens - (len(seq) - n_prompt)) > 0:
         kk = min(k, room - 1)  # never propose tokens that could not be emitted
         proposals, q_dists = [], []
-        if kk:
+        if kk and drf is None:
+            proposals = ngram_proposals(seq, kk, ngram_max)
+        elif kk:
             logits = drf.forward(seq[drf.length :])[-1]
             for i in range(kk):
-                q = probabilities(logits, temperature, top_p)
-                proposals.append(draw(q))
-                q_dists.append(q)
+                if greedy:
+                    proposals.append(int(logits.argmax()))
+                else:
+                    q_dists.append(probabilities(logits, temperature, top_p))
+                    proposals.append(draw(q_dists[-1]))
                 if i < kk - 1:
                     logits = drf.forward([proposals[-1]])[-1]
-        p_dists = probabilities(tgt.forward(seq[tgt.length :] + proposals)[-(kk + 1) :], temperature, top_p)
+        n = len(proposals)
+        logits = tgt.forward(seq[tgt.length :] + proposals)[-(n + 1) :]
         n_accepted, token = 0, None
-        for i, x in enumerate(proposals):
-            ratio = (p_dists[i, x] / q_dists[i][x]).item()
-            if torch.rand((), generator=rng, dtype=torch.float64).item() < min(1.0, ratio):
+        if greedy:  # a proposal is accepted exactly when it is the target's argmax
+            choices = logits.argmax(-1).tolist()
+            while n_accepted < n and proposals[n_accepted] == choices[n_accepted]:
                 n_accepted += 1
-                result.accepted_at[i] += 1
-            else:
-                token = draw(residual_distribution(p_dists[i], q_dists[i]))  # a fresh draw
-                break
-        if token is None:
-            token = draw(p_dists[kk])  # all accepted: the bonus token
+            token = choices[n_accepted]
+        else:
+            p_dists = probabilities(logits, temperature, top_p)
+            for i, x in enumerate(proposals):
+                q = q_dists[i] if q_dists else torch.nn.functional.one_hot(torch.tensor(x), p_dists.shape[-1]).double()
+                ratio = (p_dists[i, x] / q[x]).item()
+                if torch.rand((), generator=rng, dtype=torch.float64).item() < min(1.0, ratio):
+                    n_accepted += 1
+                else:
+                    token = draw(residual_distribution(p_dists[i], q))  # a fresh draw
+                    break
+            if token is None:
+                token = draw(p_dists[n])  # all accepted: the bonus token
+        for i in range(n_accepted):
+            result.accepted_at[i] += 1
         result.steps += 1
-        result.proposed += kk
+        result.proposed += n
         result.accepted += n_accepted
         tgt.keep(len(seq) + n_accepted)
         if drf is not None:

@@ -37,9 +37,11 @@ def vllm_llm_kwargs(
     gpu_memory_utilization: float,
     seed: int,
     lora_rank: int | None = None,
+    max_num_seqs: int | None = None,
 ) -> dict:
     """Arguments of `vllm.LLM(...)`. Stats logging stays on: `get_metrics()` needs it. `lora_rank`:
-    the rank of the one LoRA adapter served on top of `model` (None: no adapter)."""
+    the rank of the one LoRA adapter served on top of `model` (None: no adapter). `max_num_seqs`:
+    the most requests decoded together (None: vLLM's default), the concurrency of a throughput run."""
     kwargs = {
         "model": model,
         "tensor_parallel_size": tensor_parallel_size,
@@ -50,6 +52,8 @@ def vllm_llm_kwargs(
     }
     if lora_rank is not None:
         kwargs.update(enable_lora=True, max_lora_rank=lora_rank, max_loras=1)
+    if max_num_seqs is not None:
+        kwargs["max_num_seqs"] = max_num_seqs
     return kwargs
 
 
@@ -133,8 +137,8 @@ class VllmEngine:
 
         return LoRARequest("target", 1, str(self.lora))
 
-    def _llm_with(self, speculative: Speculative | None):
-        if self._llm is None or self._llm_for != speculative:
+    def _llm_with(self, speculative: Speculative | None, max_num_seqs: int | None = None):
+        if self._llm is None or self._llm_for != (speculative, max_num_seqs):
             import torch
             from transformers import AutoConfig
             from vllm import LLM
@@ -147,9 +151,11 @@ class VllmEngine:
             torch.cuda.empty_cache()
             rank = lora_rank(self.lora) if self.lora else None
             self._llm = LLM(
-                **vllm_llm_kwargs(self.model, speculative, self.tensor_parallel_size, self.gpu_memory_utilization, self.seed, rank)
+                **vllm_llm_kwargs(
+                    self.model, speculative, self.tensor_parallel_size, self.gpu_memory_utilization, self.seed, rank, max_num_seqs
+                )
             )
-            self._llm_for = speculative
+            self._llm_for = (speculative, max_num_seqs)
         return self._llm
 
     def generate(
@@ -195,3 +201,21 @@ class VllmEngine:
                 )
             )
         return results
+
+    def throughput(
+        self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None, max_num_seqs: int
+    ) -> dict:
+        """All prompts in one call, at most `max_num_seqs` decoded together (vLLM's continuous
+        batching): generated tokens per second of wall time, after one warm-up call."""
+        from vllm import SamplingParams
+
+        llm = self._llm_with(speculative, max_num_seqs)
+        ids = prompt_token_ids(self.tokenizer, prompts, sampling.max_new_tokens, specdec.context_length(self.config))
+        requests = [{"prompt_token_ids": one} for one in ids]
+        params = [SamplingParams(**vllm_sampling_kwargs(sampling, sampling.seed + i)) for i in range(len(ids))]
+        llm.generate(requests[:max_num_seqs], params[:max_num_seqs], use_tqdm=False, lora_request=self._lora_request())  # warm-up
+        start = time.perf_counter()
+        outs = llm.generate(requests, params, use_tqdm=False, lora_request=self._lora_request())
+        seconds = time.perf_counter() - start
+        tokens = sum(len(o.outputs[0].token_ids) for o in outs)
+        return {"max_num_seqs": max_num_seqs, "requests": len(outs), "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
