@@ -251,7 +251,9 @@ def timed(style, level):
     engine = engine_for(style, level)
     rows = timing_rows[level]
     prompts = evaluation.prompts(engine.tokenizer, rows, style)
-    made = bench.timed_requests(engine, prompts, Sampling(max_new_tokens=B.max_new_tokens), configs, desc=f"{LABELS[style]} {level}")
+    sampling = Sampling(max_new_tokens=B.max_new_tokens)
+    per_request = P.engine.kind != "vllm"  # vLLM restarts its engine to change speculation: one configuration after another
+    made = bench.timed_requests(engine, prompts, sampling, configs, per_request=per_request, desc=f"{LABELS[style]} {level}")
     return {name: evaluation.grade(rows, generations) for name, generations in made.items()}
 
 
@@ -559,14 +561,16 @@ print(f"temperature {B.sampled_temperature}, K = {B.k}, CoD target + distilled d
 # ## Throughput under load (vLLM)
 #
 # Speculation trades spare compute for latency; as more requests are decoded together the spare
-# compute shrinks and speculation pays less (the SPEED-Bench question). On vLLM the CoD target runs
-# the timed questions at concurrency `bench.concurrency` (`max_num_seqs`), alone and with its
-# distilled draft at every K; the in-process engines decode one request at a time and skip this.
+# compute shrinks and speculation pays less (the SPEED-Bench question). On vLLM the CoD target of
+# the first level runs its timed questions at each concurrency of `bench.concurrency`
+# (`max_num_seqs`), alone and with its distilled draft at every K of `bench.ks`: vLLM starts an
+# engine for each pair, so one level is swept. The in-process engines decode one request at a time
+# and skip this.
 
 # %%
 if P.engine.kind == "vllm":
     load = []
-    for level in LEVELS:
+    for level in LEVELS[:1]:
         engine = engine_for("cod", level)
         prompts = evaluation.prompts(engine.tokenizer, timing_rows[level], "cod")
         sampling = Sampling(max_new_tokens=B.max_new_tokens)

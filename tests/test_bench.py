@@ -63,6 +63,21 @@ def test_timed_requests_take_turns_per_request_and_keep_median_latencies():
     assert [g.token_ids for g in out["a"]] == [[0], [1]] and all(g.ttft_s == 0.5 for g in out["b"])
 
 
+def test_timed_requests_config_after_config_for_engines_that_fix_speculation_at_start():
+    calls = []
+
+    class Engine:
+        def generate(self, prompts, sampling, speculative=None, batch_size=1):
+            calls.append((tuple(prompts), speculative))
+            return [Generation("", [p], "stop", latency_s=speculative + 0.1 * len(calls)) for p in prompts]
+
+    out = bench.timed_requests(Engine(), [0, 1], Sampling(max_new_tokens=4), {"a": 1, "b": 2}, rounds=2, per_request=False)
+    # each configuration warmed up on the first prompt, then all prompts in one pass; twice
+    assert calls == [((0,), 1), ((0, 1), 1), ((0,), 2), ((0, 1), 2)] * 2
+    assert [g.latency_s for g in out["a"]] == pytest.approx([1 + (0.2 + 0.6) / 2] * 2)
+    assert [g.token_ids for g in out["b"]] == [[0], [1]]
+
+
 def test_make_bench_names_the_chapter_that_builds_its_models(output_root):
     with pytest.raises(FileNotFoundError, match=r"make run-all PROFILE=smoke NB=02"):
         bench.main(["--profile", "smoke"])

@@ -36,33 +36,48 @@ def interleaved(runs: dict[Hashable, Callable[[], object]], rounds: int) -> dict
 
 
 def timed_requests(
-    engine, prompts: list, sampling: Sampling, configs: dict[str, Speculative | None], rounds: int = 1, desc: str = "timed"
+    engine,
+    prompts: list,
+    sampling: Sampling,
+    configs: dict[str, Speculative | None],
+    rounds: int = 1,
+    per_request: bool = True,
+    desc: str = "timed",
 ) -> dict[str, list]:
-    """Every prompt through every configuration of `engine`, one request at a time, the
-    configurations taking turns on each request (`rounds` times) so that drift of the machine hits
-    all of them alike; one discarded warm-up request per configuration first (compiling, first-call
-    costs). Request i is seeded with sampling.seed + i in every configuration and round, so each
-    round writes the same tokens; a generation's latency and time to first token are the medians
-    over its rounds. Returns each configuration's generations, in the order of `prompts`."""
-    for speculative in configs.values():
-        engine.generate(prompts[:1], sampling, speculative)
-    out = {name: [] for name in configs}
-    for i, prompt in enumerate(tqdm(prompts, desc=desc, leave=False)):
-        seeded = dataclasses.replace(sampling, seed=sampling.seed + i)
-        made = {name: [] for name in configs}
+    """Every prompt through every configuration of `engine`, one request at a time, `rounds` times.
+    per_request: the configurations take turns on each request, so that drift of the machine hits
+    all of them alike, after one discarded warm-up request each (compiling, first-call costs).
+    Otherwise configuration after configuration, each warmed up first: vLLM fixes speculation when
+    it starts an engine, so turns per request would restart it every time. Request i is seeded with
+    sampling.seed + i in every configuration and round, so each round writes the same tokens; a
+    generation's latency and time to first token are the medians over its rounds. Returns each
+    configuration's generations, in the order of `prompts`."""
+    made = {name: [[] for _ in prompts] for name in configs}
+    if per_request:
+        for speculative in configs.values():
+            engine.generate(prompts[:1], sampling, speculative)
+        for i, prompt in enumerate(tqdm(prompts, desc=desc, leave=False)):
+            seeded = dataclasses.replace(sampling, seed=sampling.seed + i)
+            for _ in range(rounds):
+                for name, speculative in configs.items():
+                    made[name][i] += engine.generate([prompt], seeded, speculative)
+    else:
         for _ in range(rounds):
             for name, speculative in configs.items():
-                made[name] += engine.generate([prompt], seeded, speculative)
-        for name, generations in made.items():
-            ttfts = [g.ttft_s for g in generations if g.ttft_s is not None]
-            out[name].append(
-                dataclasses.replace(
-                    generations[0],
-                    latency_s=statistics.median(g.latency_s for g in generations),
-                    ttft_s=statistics.median(ttfts) if ttfts else None,
-                )
-            )
-    return out
+                engine.generate(prompts[:1], sampling, speculative)
+                for i, g in enumerate(engine.generate(prompts, sampling, speculative)):  # seeds sampling.seed + i
+                    made[name][i].append(g)
+    return {name: [_median_round(rounds_of_one) for rounds_of_one in per_prompt] for name, per_prompt in made.items()}
+
+
+def _median_round(generations: list):
+    """One request's generation, with the median latency and time to first token of its rounds."""
+    ttfts = [g.ttft_s for g in generations if g.ttft_s is not None]
+    return dataclasses.replace(
+        generations[0],
+        latency_s=statistics.median(g.latency_s for g in generations),
+        ttft_s=statistics.median(ttfts) if ttfts else None,
+    )
 
 
 @torch.inference_mode()
