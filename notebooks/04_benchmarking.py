@@ -504,7 +504,14 @@ fig.tight_layout()
 figures.save(fig, profile, "04_k_sweep")
 plt.show()
 best_k = {level: int(sweep[sweep.level == level].set_index("k").speedup.idxmax()) for level in LEVELS}
-print("best K by measured speedup:", ", ".join(f"{level} {k}" for level, k in best_k.items()), "·", stamp(profile))
+at_edge = [level for level, k in best_k.items() if k == max(B.ks)]
+print(
+    "best K by measured speedup:",
+    ", ".join(f"{level} {k}" for level, k in best_k.items()),
+    f"({', '.join(at_edge)}: the largest K swept, so the best may lie beyond)" if at_edge else "",
+    "·",
+    stamp(profile),
+)
 
 # %% [markdown]
 # ## Sampling at temperature `bench.sampled_temperature`: lossless, so accuracy stays
@@ -617,7 +624,7 @@ lines = [
     f"Profile `{profile}`, engine {P.engine.kind}{' (compiled)' if P.engine.compile else ''}, greedy, {B.timing_rows} timed questions per level ({stamp(profile)}):",
     *(
         f"- **{level}**: CoD target + distilled draft at K = {B.k}: {interval(ref.loc[(level, 'CoD')])}, "
-        f"at its best K = {best_k[level]}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance rate']:.2f}); "
+        f"at its best K = {best_k[level]}{' (the largest swept)' if level in at_edge else ''}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance rate']:.2f}); "
         f"CoT target + distilled draft at K = {B.k}: {interval(ref.loc[(level, 'CoT')])}. "
         f"Accuracy CoD {accuracy[level, 'cod']['runs'].accuracy:.2f} vs CoT {accuracy[level, 'cot']['runs'].accuracy:.2f} "
         f"vs base {accuracy[level, 'base']['runs'].accuracy:.2f} on {accuracy[level, 'cod']['runs'].n} questions."

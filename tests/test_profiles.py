@@ -83,6 +83,14 @@ def params(tmp_path):
             "  eval_rows: 20\nengine:",
             r"draft_sft.eval_rows \(20\) holds out every distilled row of a target \(20: distill.questions_per_level",
         ),
+        ("  ks: [1, 2]", "  ks: []", r"bench.ks and bench.concurrency must each list at least one number above 0"),
+        ("  ks: [1, 2]", "  ks: [0, 2]", r"bench.ks and bench.concurrency must each list at least one number above 0; got \[0, 2\]"),
+        (
+            "  sampled_rows: 2",
+            "  sampled_rows: 9",
+            r"bench.sampled_rows is 9, more test questions than a level has \(problems.test_per_level is 8\)",
+        ),
+        ("  k: 2\n", "  k: 0\n", r"bench.k is 0; it must be above 0"),
     ],
 )
 def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, message):
