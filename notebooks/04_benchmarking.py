@@ -329,6 +329,7 @@ for level in LEVELS:
                 }
             )
 timed_table = pd.DataFrame(rows_out)
+by = timed_table.set_index(["level", "target", "config"])
 display(timed_table.drop(columns=["differing ids"]).round(3))
 print(
     f"greedy, batch 1, {B.timing_rows} timed questions per level, speedup = median per-request latency ratio [bootstrap 95 %] ·",
@@ -363,9 +364,8 @@ if costs is not None:
     ledger = []
     for level in LEVELS:
         for style in STYLES:
-            by_config = timed_table.set_index(["level", "target", "config"])
-            plain_row = by_config.loc[(level, LABELS[style], "alone")]
-            r = by_config.loc[(level, LABELS[style], f"distilled K={B.k}")]
+            plain_row = by.loc[(level, LABELS[style], "alone")]
+            r = by.loc[(level, LABELS[style], f"distilled K={B.k}")]
             ledger.append(
                 {
                     "level": level,
@@ -393,7 +393,6 @@ if costs is not None:
 # identical, as checked above), acceptance and speedup from the timed questions, K = `bench.k`.
 
 # %%
-by = timed_table.set_index(["level", "target", "config"])
 reference = []
 for level in LEVELS:
     reference.append(
