@@ -164,11 +164,20 @@ def sweep(engine, drafts: dict, prompts: list, ks: list[int], sampling: Sampling
     return rows
 
 
+class _Pairs:
+    """Runs (engine, speculation) pairs as one engine's configurations, so that `timed_requests`
+    has the engines, too, take turns on each request."""
+
+    def generate(self, prompts, sampling, pair, batch_size=1):
+        engine, speculative = pair
+        return engine.generate(prompts, sampling, speculative, batch_size)
+
+
 def main(argv: list[str] | None = None) -> None:
     """`make bench`: the CoD target of one level and its distilled draft (chapters 02 and 03), alone
     and speculative at every K of the profile's `bench.ks`, greedy, on the same test questions, through
-    the native engine eager and compiled and through transformers' assisted generation, the
-    configurations taking turns on each request. Prints one table: speed, speedup over the same
+    the native engine eager and compiled and through transformers' assisted generation, every
+    engine and configuration taking turns on each request. Prints one table: speed, speedup over the same
     engine alone, acceptance, the measured step costs and the speedup they predict."""
     from specbook import evaluation, profiles, rationales, training
     from specbook.engines import NativeEngine, TransformersEngine
@@ -205,7 +214,9 @@ def main(argv: list[str] | None = None) -> None:
             engine.model, engine.draft_model(configs[f"K={B.ks[0]}"]), B.ks, context, P.theory.timing_repeats, rounds=5
         )
     costs["transformers"] = costs["native eager"]
-    made = {name: timed_requests(e, prompts, sampling, configs, B.rounds, desc=name) for name, e in engines.items()}
+    pairs = {(name, config): (engine, spec) for name, engine in engines.items() for config, spec in configs.items()}
+    timed = timed_requests(_Pairs(), prompts, sampling, pairs, B.rounds, desc="engines x configurations")  # engines take turns too
+    made = {name: {config: timed[name, config] for config in configs} for name in engines}
 
     print(
         f"specbook bench · {stamp(args.profile)} · {torch.get_num_threads()} threads · CoD target + distilled draft, {args.level}, "
