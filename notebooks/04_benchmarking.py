@@ -313,6 +313,8 @@ for level in LEVELS:
                     "decode speedup": m.get("decode_speedup", 1.0),
                     "decode efficiency": m.get("decode_efficiency"),
                     "decode step (ms)": 1000 * m["decode_step_s"],
+                    "decode draft (ms)": 1000 * m["decode_draft_s"],
+                    "decode verify (ms)": 1000 * m["decode_target_s"],
                     "prompt pass share": sum(g.ttft_s for g in s.generations) / sum(g.latency_s for g in s.generations),
                     "identical": m.get("identical_to_plain", 1.0),
                     "acceptance rate": m["acceptance_rate"],
@@ -358,6 +360,12 @@ print(f"all {len(speculative_runs)} speculative runs × {B.timing_rows} requests
 # and the cost of a step (K draft steps and a verify pass from the step costs above, against the
 # seconds per step the decoder took after its first step, and the same for the target alone). The
 # first step also reads the prompt: its share of the latency is what the model leaves out.
+#
+# The native decoder also times its own passes, so a step's measured time splits three ways: inside
+# the draft's K passes, inside the target's verify pass, and the decoder's own work (choosing and
+# comparing tokens, rolling the caches back), each beside what the step costs above predict. A
+# model's pass costs more in the loop than alone when the other model's pass has just displaced its
+# weights and activations from the CPU's caches; the decoder's own work is what the model leaves out.
 
 # %%
 if costs is not None:
@@ -374,6 +382,11 @@ if costs is not None:
                     "tokens per pass": r["mean acceptance length"],
                     "step, model (ms)": B.k * costs.draft_ms + costs.verify_ms[B.k],
                     "step, measured (ms)": r["decode step (ms)"],
+                    "draft passes, model (ms)": B.k * costs.draft_ms,
+                    "draft passes, in the loop (ms)": r["decode draft (ms)"],
+                    "verify, model (ms)": costs.verify_ms[B.k],
+                    "verify, in the loop (ms)": r["decode verify (ms)"],
+                    "decoder's own (ms)": r["decode step (ms)"] - r["decode draft (ms)"] - r["decode verify (ms)"],
                     "target step, model (ms)": costs.target_ms,
                     "target step, measured (ms)": plain_row["decode step (ms)"],
                     "prompt pass share, alone": plain_row["prompt pass share"],
@@ -640,6 +653,16 @@ if len(efficiency):
         f"{efficiency.efficiency.median():.2f} end to end (range {efficiency.efficiency.min():.2f}-{efficiency.efficiency.max():.2f}), "
         f"{efficiency['decode efficiency'].median():.2f} after the first step (range {efficiency['decode efficiency'].min():.2f}-"
         f"{efficiency['decode efficiency'].max():.2f}); c = {costs.c:.3f} measured in this run."
+    )
+if costs is not None:
+    med = ledger.median(numeric_only=True)
+    own = med["decoder's own (ms)"]
+    lines.append(
+        f"- Where a step's time goes (distilled drafts, K = {B.k}, medians over the {len(ledger)} pairs): measured "
+        f"{med['step, measured (ms)']:.2f} ms against {med['step, model (ms)']:.2f} ms modelled; the draft's passes "
+        f"{med['draft passes, in the loop (ms)']:.2f} ms in the loop against {med['draft passes, model (ms)']:.2f} ms alone, the verify "
+        f"pass {med['verify, in the loop (ms)']:.2f} against {med['verify, model (ms)']:.2f} ms, the decoder's own work "
+        f"{own:.2f} ms."
     )
 worst = sampled.loc[sampled["p (two proportions)"].idxmin()]
 lines += [

@@ -7,6 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
+import torch._dynamo.utils
 
 from specbook import engines, jsonl, metrics, models, profiles, specdec, tokens, vllm_engine
 from specbook.engines import Generation, NativeEngine, Sampling, Speculative, TransformersEngine
@@ -177,9 +179,15 @@ def test_compiled_engine_samples_what_the_eager_one_samples(target, draft, tok, 
     spec = Speculative("draft_model", k=3, draft=draft)
     sampling = Sampling(max_new_tokens=12, temperature=1.0, seed=5)
     eager = NativeEngine(target, tok).generate(prompts, sampling, spec)
-    fast = NativeEngine(target, tok, compile=True).generate(prompts, sampling, spec)
+    compiled = NativeEngine(target, tok, compile=True)
+    compiled.draft_model(spec)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    fast = compiled.generate(prompts, sampling, spec)
     same = lambda g: (g.token_ids, g.steps, g.accepted_at)  # noqa: E731
     assert [same(g) for g in fast] == [same(g) for g in eager]
+    assert sum(g.proposed - g.accepted for g in fast) > 0  # rejections: both caches were rolled back
+    # every graph was compiled before the first request: none in the middle of a timed one
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
     assert target.forward.__func__ is type(target).forward  # compiling wrapped the models, it did not change them
 
 

@@ -46,8 +46,8 @@ def test_alpha_estimate_recovers_the_truth_on_simulated_steps():
 
 def test_summarize_generations():
     gens = [
-        Generation("a", [1, 2, 3, 4, 5], "length", latency_s=0.5, ttft_s=0.1, steps=2, proposed=6, accepted=3, accepted_at=[2, 1, 0]),
-        Generation("b", [1, 2, 3], "stop", latency_s=0.5, ttft_s=0.3, steps=1, proposed=3, accepted=2, accepted_at=[1, 1, 0]),
+        Generation("a", [1, 2, 3, 4, 5], "length", 0.5, 0.1, 2, 6, 3, [2, 1, 0], draft_s=0.1, target_s=0.25),
+        Generation("b", [1, 2, 3], "stop", 0.5, 0.3, 1, 3, 2, [1, 1, 0], draft_s=0.0, target_s=0.0),
     ]
     s = metrics.summarize(gens)
     assert (s["requests"], s["tokens"], s["tokens_per_s"], s["ttft_median_s"]) == (2, 8, 8.0, pytest.approx(0.2))
@@ -58,6 +58,9 @@ def test_summarize_generations():
     assert plain["mean_acceptance_length"] == 1.0 and math.isnan(plain["alpha"]) and math.isnan(plain["ttft_median_s"])
     # after the first step: request a has 1 more step in 0.4 s; b has none (one step) and is left out
     assert s["decode_step_s"] == pytest.approx(0.4) and math.isnan(plain["decode_step_s"])
+    # of which 0.1 s in the draft's passes and 0.25 s in the target's; an engine that does not time them: nan
+    assert (s["decode_draft_s"], s["decode_target_s"]) == (pytest.approx(0.1), pytest.approx(0.25))
+    assert math.isnan(plain["decode_draft_s"]) and math.isnan(plain["decode_target_s"])
 
 
 def test_decode_speedup_leaves_out_the_first_step():

@@ -14,7 +14,17 @@ ROWS = [{"id": "q1", "answer": "12"}, {"id": "q2", "answer": "7"}, {"id": "q3", 
 def generations(accepted_at=(2, 1), second="Answer: 8"):
     return [
         Generation(
-            "2 * 6 = 12\nAnswer: 12", [5, 6, 7, 8], "stop", latency_s=0.2, ttft_s=0.05, steps=2, proposed=4, accepted=2, accepted_at=[1, 1]
+            "2 * 6 = 12\nAnswer: 12",
+            [5, 6, 7, 8],
+            "stop",
+            0.2,
+            0.05,
+            steps=2,
+            proposed=4,
+            accepted=2,
+            accepted_at=[1, 1],
+            draft_s=0.03,
+            target_s=0.1,
         ),
         Generation(second, [5, 9], "stop", latency_s=0.1, ttft_s=0.04, steps=1, proposed=2, accepted=1, accepted_at=[1, 0]),
         Generation(
@@ -40,6 +50,8 @@ def test_request_rows_carry_every_counter_and_the_comparison_with_the_target_alo
         "steps": 2,
         "proposed": 4,
         "accepted": 2,
+        "draft_s": 0.03,
+        "target_s": 0.1,
         "accepted_at_1": 1,
         "accepted_at_2": 1,
         "identical_to_plain": True,

@@ -18,7 +18,7 @@ class Contrarian(torch.nn.Module):
 
     def __init__(self, target):
         super().__init__()
-        self.inner, self.config = target, target.config
+        self.inner, self.config, self.device = target, target.config, target.device
 
     def forward(self, **kwargs):
         logits = self.inner(**kwargs).logits.clone()
@@ -60,6 +60,14 @@ def test_greedy_equals_the_target_alone(target, draft, k):
         expected = reference_greedy(target, prompt, 20)
         assert specdec.generate(target, None, prompt, k=0, max_new_tokens=20).token_ids == expected
         assert specdec.generate(target, draft, prompt, k=k, max_new_tokens=20).token_ids == expected
+
+
+def test_the_decoding_time_is_split_between_the_two_models_and_the_decoder(target, draft):
+    r = specdec.generate(target, draft, [1, 2, 3], k=3, max_new_tokens=20)
+    decoding = r.latency_s - r.ttft_s  # after the first step
+    assert r.steps > 2 and 0 < r.draft_s and 0 < r.target_s and r.draft_s + r.target_s < decoding
+    plain = specdec.generate(target, None, [1, 2, 3], k=0, max_new_tokens=20)
+    assert plain.draft_s < plain.target_s / 10  # no draft: only the timer's own reading
 
 
 def test_greedy_with_drafts_that_always_agree_or_always_disagree(target):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from specbook import metrics
+from specbook import metrics, specdec
 from specbook.engines import Sampling, Speculative
 
 
@@ -83,25 +83,22 @@ def _median_round(generations: list):
 @torch.inference_mode()
 def forward_ms(model, context: int, n_tokens: int, repeats: int, warmup: int = 3, seed: int = 0) -> float:
     """Median milliseconds of one forward pass over n_tokens new tokens after `context` cached
-    ones: n_tokens = 1 is a decoding step, K + 1 a verification pass."""
-    from transformers import DynamicCache
-
-    vocab, device = model.config.vocab_size, model.device
+    ones: n_tokens = 1 is a decoding step, K + 1 a verification pass. Each pass is a call of the
+    decoder's own `specdec.CachedModel`, rolled back after it as the decoder rolls back."""
     gen = torch.Generator().manual_seed(seed)
-    cache = DynamicCache(config=model.config)
-    prefix = torch.randint(0, vocab, (1, context), generator=gen).to(device)
-    model(input_ids=prefix, past_key_values=cache, use_cache=True)
-    new = torch.randint(0, vocab, (1, n_tokens), generator=gen).to(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    prefix, new = (torch.randint(0, model.config.vocab_size, (n,), generator=gen).tolist() for n in (context, n_tokens))
+    cached = specdec.CachedModel(model)
+    cached.forward(prefix)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     times = []
     for i in range(warmup + repeats):
         sync()
         start = time.perf_counter()
-        model(input_ids=new, past_key_values=cache, use_cache=True)
+        cached.forward(new)
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - start)
-        cache.crop(-n_tokens)
+        cached.keep(context)
     return 1000 * statistics.median(times)
 
 
@@ -225,27 +222,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("speedup: median over requests of latency alone / latency speculative on the same engine [bootstrap 95 %]")
     print("predicted: E(alpha, K) / (K c + v(K)) from the step costs measured here; efficiency = speedup / predicted")
+    print("decode eff.: the same after the first step (which also reads the prompt, a pass the model leaves out)")
     print("same: requests whose tokens are those of the same engine alone (greedy speculation is lossless)")
     print(
         f"{'engine':<16} {'config':<6} {'tok/s':>7} {'speedup':>20} {'accept':>7} {'alpha':>6} {'draft ms':>9} {'target ms':>10} "
-        f"{'verify ms':>10} {'predicted':>9} {'effic.':>7} {'same':>5}"
+        f"{'verify ms':>10} {'predicted':>9} {'effic.':>7} {'decode eff.':>11} {'same':>5}"
     )
     for name, runs in made.items():
         c = costs[name]
         alone = [g.latency_s for g in runs["alone"]]
+        alone_counts = metrics.summarize(runs["alone"])
         for config, generations in runs.items():
             m = metrics.summarize(generations)
             same = sum(g.token_ids == a.token_ids for g, a in zip(generations, runs["alone"], strict=True))
-            line = f"{name:<16} {config:<6} {m['tokens_per_s']:7.1f}"
+            line, same = f"{name:<16} {config:<6} {m['tokens_per_s']:7.1f}", f"{same:>2}/{len(prompts)}"
             if configs[config] is None:
-                print(f"{line} {'1.00':>20} {'':>7} {'':>6} {'':>9} {c.target_ms:10.2f} {'':>10} {'':>9} {'':>7} {same:>2}/{len(prompts)}")
+                print(f"{line} {'1.00':>20} {'':>7} {'':>6} {'':>9} {c.target_ms:10.2f} {'':>10} {'':>9} {'':>7} {'':>11} {same}")
                 continue
             k = configs[config].k
             speedup, low, high = bootstrap_median_ratio(alone, [g.latency_s for g in generations], seed=P.seed)
             predicted = metrics.predicted_speedup(m["alpha"], k, c.c, c.v[k])
+            decode_efficiency = metrics.decode_speedup(m, alone_counts) / predicted
             print(
                 f"{line} {f'{speedup:.2f} [{low:.2f}-{high:.2f}]':>20} {m['acceptance_rate']:7.2f} {m['alpha']:6.3f} {c.draft_ms:9.2f} "
-                f"{c.target_ms:10.2f} {c.verify_ms[k]:10.2f} {predicted:9.2f} {speedup / predicted:7.2f} {same:>2}/{len(prompts)}"
+                f"{c.target_ms:10.2f} {c.verify_ms[k]:10.2f} {predicted:9.2f} {speedup / predicted:7.2f} {decode_efficiency:11.2f} {same}"
             )
     print("ratio native eager / transformers assisted, same pair and K (median per-request latency ratio [bootstrap 95 %]):")
     for config, spec in configs.items():

@@ -91,6 +91,9 @@ class Generation:
     proposed: int = 0  # draft tokens proposed
     accepted: int = 0  # draft tokens accepted
     accepted_at: list[int] = field(default_factory=list)  # per draft position: steps that accepted it
+    # after the first step, seconds inside the draft's and the target's forward passes (native engine; None elsewhere)
+    draft_s: float | None = None
+    target_s: float | None = None
 
 
 def check_batch_size(batch_size, speculative: Speculative | None, engine: str) -> None:
@@ -317,6 +320,8 @@ class NativeEngine(_InProcess):
             proposed=r.proposed,
             accepted=r.accepted,
             accepted_at=r.accepted_at,
+            draft_s=r.draft_s,
+            target_s=r.target_s,
         )
 
 

@@ -74,6 +74,8 @@ def summarize(generations) -> dict:
     ttfts = [g.ttft_s for g in gens if g.ttft_s is not None]
     timed_steps = [(g.latency_s - g.ttft_s, g.steps - 1) for g in gens if g.ttft_s is not None and g.steps > 1]
     decode_steps = sum(n for _, n in timed_steps)
+    split = [g for g in gens if g.ttft_s is not None and g.steps > 1 and g.draft_s is not None]  # engines that time their passes
+    split_steps = sum(g.steps - 1 for g in split)
     return {
         "requests": len(gens),
         "tokens": tokens,
@@ -83,6 +85,9 @@ def summarize(generations) -> dict:
         "ttft_median_s": statistics.median(ttfts) if ttfts else math.nan,
         # after the first step (which also reads the prompt): seconds per target pass, for `decode_speedup`
         "decode_step_s": sum(t for t, _ in timed_steps) / decode_steps if decode_steps else math.nan,
+        # of which, per step, inside the draft's passes and inside the target's (the rest: the decoder's own work)
+        "decode_draft_s": sum(g.draft_s for g in split) / split_steps if split_steps else math.nan,
+        "decode_target_s": sum(g.target_s for g in split) / split_steps if split_steps else math.nan,
         "steps": steps,
         "proposed": proposed,
         "accepted": accepted,

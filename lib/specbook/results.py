@@ -42,6 +42,8 @@ def request_rows(score: Score, plain: Score | None = None) -> list[dict]:
             "steps": g.steps,
             "proposed": g.proposed,
             "accepted": g.accepted,
+            "draft_s": g.draft_s,
+            "target_s": g.target_s,
             **{f"accepted_at_{j + 1}": n for j, n in enumerate(g.accepted_at)},
         }
         if plain is not None:

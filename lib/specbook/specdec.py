@@ -86,7 +86,7 @@ def compiled(model: torch.nn.Module) -> torch.nn.Module:
     torch._dynamo.config.fail_on_recompile_limit_hit = True
     fast = torch.compile(model, dynamic=True)
     with torch.inference_mode():  # compile now, for every shape decoding meets, not in a timed request
-        cached = _Cached(fast)
+        cached = CachedModel(fast)
         for n in (8, 1, 3):
             cached.forward(list(range(n)))
     return fast
@@ -126,10 +126,29 @@ class SpeculativeResult:
     accepted_at: list[int] = field(default_factory=list)  # per draft position, acceptances
     ttft_s: float = 0.0
     latency_s: float = 0.0
+    # after the first step (the decoding the cost model describes): seconds inside the draft's
+    # forward passes and inside the target's; the rest of the time is the decoder's own work
+    draft_s: float = 0.0
+    target_s: float = 0.0
 
 
-class _Cached:
-    """A model with its KV cache and the number of tokens the cache holds."""
+def contiguous_strides(shape) -> tuple[int, ...]:
+    """The strides of a contiguous tensor of this shape, those of size-1 dimensions included."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+class CachedModel:
+    """A model with its KV cache (a transformers `DynamicCache`) and the number of tokens it holds.
+
+    A compiled model guards on the strides of the cache tensors it is given (those of size-1
+    dimensions too) and compiles a new graph for each new layout. The prompt pass, a decoding step
+    and a rollback each leave their own, so graphs would be compiled in the middle of timed requests
+    (seconds each). Every call therefore gets its cache in one layout, contiguous: copied where it
+    differs, after the prompt pass and after a rollback."""
 
     def __init__(self, model):
         from transformers import DynamicCache
@@ -139,11 +158,17 @@ class _Cached:
         self.length = 0
 
     def forward(self, ids: list[int]) -> torch.Tensor:
-        out = self.model(input_ids=torch.tensor([ids]), past_key_values=self.cache, use_cache=True)
+        """The logits at each of `ids`, fed after the tokens the cache holds."""
+        for layer in self.cache.layers:
+            for name in ("keys", "values") if layer.is_initialized else ():
+                if (t := getattr(layer, name)).stride() != contiguous_strides(t.shape):
+                    setattr(layer, name, t.clone(memory_format=torch.contiguous_format))
+        out = self.model(input_ids=torch.tensor([ids], device=self.model.device), past_key_values=self.cache, use_cache=True)
         self.length += len(ids)
         return out.logits[0]
 
     def keep(self, n: int) -> None:
+        """Roll the cache back to its first n tokens."""
         if n < self.length:
             self.cache.crop(n - self.length)  # transformers 5: a negative count of tokens to drop
             self.length = n
@@ -200,13 +225,14 @@ def generate(
     def draw(dist: torch.Tensor) -> int:
         return int(torch.multinomial(dist, 1, generator=rng))
 
-    tgt, drf = _Cached(target), (_Cached(draft) if k and draft is not None else None)
+    tgt, drf = CachedModel(target), (CachedModel(draft) if k and draft is not None else None)
     seq, n_prompt = list(prompt_ids), len(prompt_ids)
     result = SpeculativeResult(token_ids=[], finish_reason="length", accepted_at=[0] * k)
     start = time.perf_counter()
     while (room := max_new_tokens - (len(seq) - n_prompt)) > 0:
         kk = min(k, room - 1)  # never propose tokens that could not be emitted
         proposals, q_dists = [], []
+        started = time.perf_counter()
         if kk and drf is None:
             proposals = ngram_proposals(seq, kk, ngram_max)
         elif kk:
@@ -220,7 +246,11 @@ def generate(
                 if i < kk - 1:
                     logits = drf.forward([proposals[-1]])[-1]
         n = len(proposals)
+        drafted = time.perf_counter()
         logits = tgt.forward(seq[tgt.length :] + proposals)[-(n + 1) :]
+        if result.steps:  # not the first step, which also reads the prompt
+            result.draft_s += drafted - started
+            result.target_s += time.perf_counter() - drafted
         n_accepted, token = 0, None
         if greedy:  # a proposal is accepted exactly when it is the target's argmax
             choices = logits.argmax(-1).tolist()
