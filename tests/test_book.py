@@ -6,7 +6,7 @@ import jupytext
 import nbformat
 import pytest
 
-from specbook import book, profiles, rationales, runinfo
+from specbook import book, profiles, rationales, runinfo, training
 from specbook.paths import NOTEBOOKS, ROOT, Artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import stamp
@@ -361,7 +361,7 @@ def test_chapter_02_writes_six_adapters_base_models_and_figures(smoke_run):
         for style in STYLES:
             adapter = models_dir / f"target_{style}_{level}"
             summary = json.loads((adapter / "manifest.json").read_text())["summary"]
-            assert (adapter / "adapter_model.safetensors").exists() and summary["backend"] == "peft"
+            assert (adapter / "adapter_model.safetensors").exists() and summary["backend"] == training.backend()
             assert summary["curve"] and summary["eval_curve"] and summary["train_rows"] > 0
             assert (adapter / "merged" / "model.safetensors").exists()
     for name in ("02_pretraining_loss", "02_loss_curves", "02_accuracy_check"):

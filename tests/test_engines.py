@@ -309,8 +309,14 @@ def test_vllm_llm_arguments():
         "tensor_parallel_size": 2,
         "gpu_memory_utilization": 0.85,
         "seed": 0,
-        "speculative_config": {"method": "draft_model", "model": "data/full/models/draft_cod_easy", "num_speculative_tokens": 5},
+        "speculative_config": {
+            "method": "draft_model",
+            "model": "data/full/models/draft_cod_easy",
+            "num_speculative_tokens": 5,
+            "draft_sample_method": "probabilistic",  # else vLLM drafts greedily at any temperature
+        },
         "disable_log_stats": False,
+        "per_request_spec_decode_metrics": "summary",
     }
     with_adapter = vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", None, 1, 0.85, 0, lora_rank=16)
     assert {k: with_adapter[k] for k in ("enable_lora", "max_lora_rank", "max_loras")} == {
@@ -319,6 +325,7 @@ def test_vllm_llm_arguments():
         "max_loras": 1,
     }
     assert "enable_lora" not in vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", None, 1, 0.85, 0)
+    assert "per_request_spec_decode_metrics" not in with_adapter  # vLLM refuses it without speculation
     assert vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", None, 1, 0.85, 0, max_num_seqs=16)["max_num_seqs"] == 16  # a concurrency run
     assert "max_num_seqs" not in vllm_engine.vllm_llm_kwargs("Qwen/Qwen3-14B", None, 1, 0.85, 0)
     assert vllm_engine.vllm_speculative_config(Speculative("ngram", k=4, ngram_max=3)) == {
@@ -344,23 +351,20 @@ def _snapshot(records):
     return [SimpleNamespace(**r) for r in records]
 
 
-def test_vllm_counters_from_recorded_metrics():
+def test_vllm_time_to_first_token_from_recorded_metrics():
     recorded = json.loads((DATA / "vllm_metrics.json").read_text())
-    c = vllm_engine.vllm_counters(_snapshot(recorded["before"]), _snapshot(recorded["after"]))
     # two data-parallel engines (labels engine 0 and 1), summed, after minus before
-    assert c == {"steps": 12, "proposed": 60, "accepted": 41, "accepted_at": [11, 10, 8, 7, 5], "ttft_s": pytest.approx(0.043)}
-    assert metrics.acceptance_rate(c["accepted"], c["proposed"]) == pytest.approx(41 / 60)
-    assert metrics.mean_acceptance_length(c["accepted"], c["steps"]) == pytest.approx(1 + 41 / 12)
+    assert vllm_engine.vllm_ttft(_snapshot(recorded["before"]), _snapshot(recorded["after"])) == pytest.approx(0.043)
+    assert vllm_engine.vllm_ttft([], _snapshot(recorded["before"])) == pytest.approx(0.7)  # nothing ran before
 
 
-def test_vllm_counters_when_no_request_ran_yet():
-    after = _snapshot(
-        [
-            {"name": "vllm:spec_decode_num_drafts", "labels": {}, "value": 3},
-            {"name": "vllm:spec_decode_num_accepted_tokens_per_pos", "labels": {}, "values": [2, 1]},
-        ]
-    )
-    assert vllm_engine.vllm_counters([], after) == {"steps": 3, "proposed": 0, "accepted": 0, "accepted_at": [2, 1], "ttft_s": 0.0}
+def test_vllm_counters_from_a_recorded_request():
+    recorded = json.loads((DATA / "vllm_spec_decode_metrics.json").read_text())
+    c = vllm_engine.vllm_counters(SimpleNamespace(**recorded["spec_decode_metrics"]), recorded["n_tokens"], k=3)
+    # 16 accepted (2 steps x 2 + 4 steps x 3); 8 target passes: the prompt's and 7 verify steps
+    assert c == {"steps": 8, "proposed": 21, "accepted": 16, "accepted_at": [6, 6, 4]}
+    assert metrics.mean_acceptance_length(c["accepted"], c["steps"]) == 3.0  # vLLM's own, over verify steps: 1 + 16 / 7
+    assert metrics.acceptance_rate(c["accepted"], c["proposed"]) == pytest.approx(16 / 21)
 
 
 # --- token-id prompts, resumable generation ----------------------------------------------------

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from specbook import gemini, jsonl
+from specbook import gemini, jsonl, profiles
 from specbook.problems import Problem
 from specbook.teachers import GeminiTeacher
 
@@ -68,6 +68,19 @@ def test_request_format():
             "generation_config": {"temperature": 0.0, "max_output_tokens": 128},
         },
     }
+
+
+def test_the_full_profiles_request_asks_its_model_for_minimal_thinking():
+    """The request the full profile's teacher sends, as google-genai's own types read it."""
+    from google.genai import types
+
+    cfg = profiles.load("full").teacher
+    request = gemini.build_request("p1", "Be brief.", "2+2?", cfg.temperature, cfg.max_new_tokens, cfg.thinking)["request"]
+    config = types.GenerationConfig.model_validate(request["generation_config"])  # unknown fields are refused
+    assert config.thinking_config.thinking_level == types.ThinkingLevel.MINIMAL and config.max_output_tokens == cfg.max_new_tokens
+    assert cfg.model == "gemini-3.5-flash"
+    budget = gemini.build_request("p1", "s", "u", 0.0, 64, thinking=0)["request"]["generation_config"]
+    assert types.GenerationConfig.model_validate(budget).thinking_config.thinking_budget == 0  # Gemini 2.5: no thinking
 
 
 def test_recorded_results_are_parsed_by_key():

@@ -91,6 +91,9 @@ def params(tmp_path):
             r"bench.sampled_rows is 9, more test questions than a level has \(problems.test_per_level is 8\)",
         ),
         ("  k: 2\n", "  k: 0\n", r"bench.k is 0; it must be above 0"),
+        ("kind: template", "kind: template\n  thinking: lots", r"teacher.thinking is 'lots'; give a level \(minimal, low, medium, high"),
+        ("kind: template", "kind: template\n  thinking: 0.5", r"teacher.thinking: expected str or int, got 0.5"),
+        ("kind: template", "kind: template\n  thinking: -1", r"teacher.thinking is -1; it must be a number >= 0"),
     ],
 )
 def test_bad_profiles_are_rejected_with_the_key_and_the_fix(params, old, new, message):

@@ -49,13 +49,32 @@ def make_client() -> genai.Client:
     return genai.Client(api_key=api_key())
 
 
-def build_request(key: str, system: str, user: str, temperature: float, max_output_tokens: int) -> dict:
+THINKING_LEVELS = ("minimal", "low", "medium", "high")
+
+
+def thinking_config(thinking: str | int | None) -> dict | None:
+    """Gemini's `thinking_config` for the profile's `teacher.thinking`: a level for Gemini 3 models
+    (`THINKING_LEVELS`), a token budget for Gemini 2.5 (0: none), None: the model's default. Thought
+    tokens count against `max_output_tokens`: a model left to think at length writes an empty or cut
+    answer, so the book asks for as little as the model allows and the rationale is the answer."""
+    if thinking is None:
+        return None
+    if isinstance(thinking, str):
+        return {"thinking_level": thinking.upper()}
+    return {"thinking_budget": thinking}
+
+
+def build_request(key: str, system: str, user: str, temperature: float, max_output_tokens: int, thinking: str | int | None = None) -> dict:
+    """One line of a batch's input file: the key and a GenerateContentRequest."""
+    generation_config = {"temperature": temperature, "max_output_tokens": max_output_tokens}
+    if thinking is not None:
+        generation_config["thinking_config"] = thinking_config(thinking)
     return {
         "key": key,
         "request": {
             "contents": [{"role": "user", "parts": [{"text": user}]}],
             "system_instruction": {"parts": [{"text": system}]},
-            "generation_config": {"temperature": temperature, "max_output_tokens": max_output_tokens},
+            "generation_config": generation_config,
         },
     }
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from specbook.gemini import THINKING_LEVELS
 from specbook.paths import PARAMS
 
 LEVELS = ("easy", "medium", "hard")
@@ -83,6 +84,9 @@ class Teacher:
     temperature: float = 0.0  # the model teachers answer greedily
     max_new_tokens: int = 2048  # model teachers: room for a CoT of a MATH problem
     poll_seconds: float = 30.0  # Gemini batch polling: first wait, doubled up to 8x
+    # Gemini: a thinking level (Gemini 3: minimal | low | medium | high) or a token budget (2.5: 0 = none);
+    # unset: the model's default, whose thought tokens eat max_new_tokens
+    thinking: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +398,12 @@ def _check(profile: Profile, where: str) -> None:
             f"{where}: engine.compile applies to the native engine only (vLLM compiles on its own); "
             f"set it to false or use engine.kind native"
         )
+    thinking = profile.teacher.thinking
+    if isinstance(thinking, str) and thinking not in THINKING_LEVELS:
+        raise ProfileError(
+            f"{where}: teacher.thinking is {thinking!r}; give a level ({', '.join(THINKING_LEVELS)}: Gemini 3) "
+            f"or a token budget (a whole number, 0 = none: Gemini 2.5)"
+        )
     source = profile.problems.source
     if getattr(profile.problems, source) is None:
         raise ProfileError(f"{where}: problems.source is {source!r} but the section problems.{source} is missing")
@@ -530,8 +540,13 @@ def _build(tp, value, file: str, key: str):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _build(inner, value, file, key)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _build(inner[0], value, file, key)
+        for one in inner:  # scalars of several kinds (teacher.thinking: a level or a budget)
+            if isinstance(value, one) and not isinstance(value, bool):
+                return value
+        raise ProfileError(f"{where}: expected {' or '.join(a.__name__ for a in inner)}, got {value!r}")
     if origin is list:
         if not isinstance(value, list):
             raise ProfileError(f"{where}: expected a list, got {value!r}")

@@ -69,19 +69,29 @@ class GeminiTeacher:
     name = "gemini"
 
     def __init__(
-        self, model: str, workdir: Path, temperature: float, max_new_tokens: int, poll_seconds: float, client=None, sleep=time.sleep
+        self,
+        model: str,
+        workdir: Path,
+        temperature: float,
+        max_new_tokens: int,
+        poll_seconds: float,
+        thinking: str | int | None = None,
+        client=None,
+        sleep=time.sleep,
     ):
         from specbook import gemini
 
         self.client = client if client is not None else gemini.make_client()
         self.model, self.workdir = model, Path(workdir)
         self.temperature, self.max_new_tokens = temperature, max_new_tokens
-        self.poll_seconds, self.sleep = poll_seconds, sleep
+        self.poll_seconds, self.thinking, self.sleep = poll_seconds, thinking, sleep
 
     def _generate(self, stage, items):
         from specbook import gemini
 
-        requests = [gemini.build_request(key, system, user, self.temperature, self.max_new_tokens) for key, system, user in items]
+        requests = [
+            gemini.build_request(key, system, user, self.temperature, self.max_new_tokens, self.thinking) for key, system, user in items
+        ]
         runner = gemini.BatchRunner(self.client, self.model, self.workdir / stage, self.poll_seconds, sleep=self.sleep)
         return runner.run(requests)
 
@@ -119,9 +129,11 @@ def make(cfg: Teacher, engine_cfg: Engine, workdir: Path, seed: int) -> Template
     if cfg.kind == "template":
         return TemplateTeacher()
     answers_from = {"model": cfg.model, "temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens, "seed": seed}
+    if cfg.thinking is not None:  # only where set, so that the folders of answers made before it stay theirs
+        answers_from["thinking"] = cfg.thinking
     workdir = stages.work_folder(workdir / cfg.kind, stages.fingerprint({**answers_from, "prompts": stages.file_hash(prompts.__file__)}))
     if cfg.kind == "gemini":
-        return GeminiTeacher(cfg.model, workdir, cfg.temperature, cfg.max_new_tokens, cfg.poll_seconds)
+        return GeminiTeacher(cfg.model, workdir, cfg.temperature, cfg.max_new_tokens, cfg.poll_seconds, cfg.thinking)
     from specbook import engines
 
     return LocalModelTeacher(engines.make(engine_cfg, cfg.model, seed), workdir, cfg.max_new_tokens, cfg.temperature, seed)

@@ -54,8 +54,9 @@ def lora_kwargs(cfg) -> dict:
 def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_steps: int = 10) -> dict:
     """TRL SFTConfig arguments: the profile's `sft.args` as they are, and what every run shares. The
     rows arrive tokenized with a completion mask, so `completion_only_loss` puts the loss on the
-    rationale alone. `checkpointing`: activation checkpointing by transformers (on a GPU without
-    Unsloth, which brings its own)."""
+    rationale alone. `checkpointing`: gradient (activation) checkpointing by transformers (on a GPU
+    without Unsloth, which brings its own). transformers 5.23 renamed it `activation_checkpointing`;
+    the GPU environment is held below that by unsloth and vllm, and both versions take this name."""
     return {
         **dataclasses.asdict(cfg.args),
         "output_dir": str(output_dir),
@@ -63,7 +64,7 @@ def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_st
         # at a held-out loss several times higher after the same 3 epochs (batches of one length are of one kind).
         "per_device_eval_batch_size": cfg.args.per_device_train_batch_size,
         "completion_only_loss": True,
-        "activation_checkpointing": checkpointing,
+        "gradient_checkpointing": checkpointing,
         "eval_strategy": "epoch",
         "logging_steps": logging_steps,
         "save_strategy": "steps",
@@ -140,7 +141,12 @@ def finetune(
         from unsloth import FastLanguageModel
 
         model, _ = FastLanguageModel.from_pretrained(
-            model_name=base, max_seq_length=args.max_length, dtype=None, load_in_4bit=False, full_finetuning=full
+            model_name=base,
+            max_seq_length=args.max_length,
+            dtype=None,
+            load_in_4bit=False,
+            full_finetuning=full,
+            use_exact_model_name=True,  # else Qwen/Qwen3-14B is swapped for unsloth/Qwen3-14B: a second download, another base
         )
         if not full:
             lora = lora_kwargs(cfg.lora)

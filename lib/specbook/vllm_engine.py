@@ -1,8 +1,10 @@
 """vLLM on a GPU, behind the engines' interface (`engine.generate(prompts, sampling, speculative)`).
 
-One `vllm.LLM` per speculation setting (vLLM fixes it at construction); counters and time to first
-token come from `LLM.get_metrics()`, read before and after each request and subtracted. The
-functions that build vLLM's arguments and read its metrics are pure, and tested without a GPU.
+One `vllm.LLM` per speculation setting (vLLM fixes it at construction). A request's speculative
+counters come from its own output (`CompletionOutput.spec_decode_metrics`, vLLM's per-request
+speculative metrics); its time to first token from `LLM.get_metrics()`, read before and after it and
+subtracted. The functions that build vLLM's arguments and read its metrics are pure, and tested
+without a GPU.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ def vllm_speculative_config(speculative: Speculative | None) -> dict | None:
     if speculative.method == "draft_model":
         if not isinstance(speculative.draft, str):
             raise ValueError("vLLM loads the draft itself: give `draft` as a path or Hub id, not a model object")
-        return {"method": "draft_model", "model": speculative.draft, "num_speculative_tokens": speculative.k}
+        # the draft samples its proposals (vLLM's default drafts greedily at any temperature), as the
+        # native decoder and Leviathan et al. do: acceptance compares across engines when sampling
+        return {
+            "method": "draft_model",
+            "model": speculative.draft,
+            "num_speculative_tokens": speculative.k,
+            "draft_sample_method": "probabilistic",
+        }
     # prompt_lookup_min 1 matches transformers' prompt lookup, which tries n = ngram_max down to 1
     return {"method": "ngram", "num_speculative_tokens": speculative.k, "prompt_lookup_max": speculative.ngram_max, "prompt_lookup_min": 1}
 
@@ -39,7 +48,8 @@ def vllm_llm_kwargs(
     lora_rank: int | None = None,
     max_num_seqs: int | None = None,
 ) -> dict:
-    """Arguments of `vllm.LLM(...)`. Stats logging stays on: `get_metrics()` needs it. `lora_rank`:
+    """Arguments of `vllm.LLM(...)`. Stats logging stays on: `get_metrics()` needs it; with
+    speculation each request also reports its own counters (vLLM refuses that option without). `lora_rank`:
     the rank of the one LoRA adapter served on top of `model` (None: no adapter). `max_num_seqs`:
     the most requests decoded together (None: vLLM's default), the concurrency of a throughput run."""
     kwargs = {
@@ -50,6 +60,8 @@ def vllm_llm_kwargs(
         "speculative_config": vllm_speculative_config(speculative),
         "disable_log_stats": False,
     }
+    if speculative is not None:
+        kwargs["per_request_spec_decode_metrics"] = "summary"
     if lora_rank is not None:
         kwargs.update(enable_lora=True, max_lora_rank=lora_rank, max_loras=1)
     if max_num_seqs is not None:
@@ -77,38 +89,30 @@ def vllm_sampling_kwargs(sampling: Sampling, seed: int) -> dict:
     }
 
 
-def _metric_totals(metrics) -> dict:
-    """Sums of the metrics the book reads, over label sets (one per engine under data parallelism).
+def _ttft_sum(metrics) -> float:
+    """The summed time to first token over label sets (one per engine under data parallelism).
     `metrics` is what `LLM.get_metrics()` returns: objects with name and value, values (Vector) or sum (Histogram)."""
-    totals = {"steps": 0, "proposed": 0, "accepted": 0, "accepted_at": [], "ttft_s": 0.0}
-    names = {
-        "vllm:spec_decode_num_drafts": "steps",
-        "vllm:spec_decode_num_draft_tokens": "proposed",
-        "vllm:spec_decode_num_accepted_tokens": "accepted",
-    }
-    for m in metrics:
-        if m.name in names:
-            totals[names[m.name]] += m.value
-        elif m.name == "vllm:spec_decode_num_accepted_tokens_per_pos":
-            at = totals["accepted_at"]
-            at.extend([0] * (len(m.values) - len(at)))
-            for i, v in enumerate(m.values):
-                at[i] += v
-        elif m.name == "vllm:time_to_first_token_seconds":
-            totals["ttft_s"] += m.sum
-    return totals
+    return sum(m.sum for m in metrics if m.name == "vllm:time_to_first_token_seconds")
 
 
-def vllm_counters(before, after) -> dict:
-    """Speculative counters and time to first token of what ran between two `get_metrics()` snapshots."""
-    b, a = _metric_totals(before), _metric_totals(after)
-    at_before = b["accepted_at"] + [0] * (len(a["accepted_at"]) - len(b["accepted_at"]))
+def vllm_ttft(before, after) -> float:
+    """Time to first token of the one request that ran between two `get_metrics()` snapshots."""
+    return _ttft_sum(after) - _ttft_sum(before)
+
+
+def vllm_counters(spec_metrics, n_tokens: int, k: int) -> dict:
+    """One request's speculative counters, defined as the native engine defines them, from vLLM's
+    per-request metrics (`CompletionOutput.spec_decode_metrics`: `histogram[j]` verify steps that
+    accepted exactly j draft tokens, `num_draft_tokens` proposed). vLLM counts only the steps that
+    verified drafts; `steps` here counts every target pass, the prompt's included: each pass writes
+    one token of its own besides the drafts it accepted, so steps = tokens - accepted."""
+    histogram = list(spec_metrics.histogram)
+    accepted = sum(j * n for j, n in enumerate(histogram))
     return {
-        "steps": a["steps"] - b["steps"],
-        "proposed": a["proposed"] - b["proposed"],
-        "accepted": a["accepted"] - b["accepted"],
-        "accepted_at": [x - y for x, y in zip(a["accepted_at"], at_before, strict=True)],
-        "ttft_s": a["ttft_s"] - b["ttft_s"],
+        "steps": n_tokens - accepted,
+        "proposed": spec_metrics.num_draft_tokens,
+        "accepted": accepted,
+        "accepted_at": [sum(histogram[i + 1 :]) for i in range(k)],  # steps that accepted at least i + 1
     }
 
 
@@ -185,20 +189,11 @@ class VllmEngine:
             start = time.perf_counter()
             out = llm.generate([{"prompt_token_ids": prompt_ids}], params, use_tqdm=False, lora_request=self._lora_request())[0].outputs[0]
             latency = time.perf_counter() - start
-            c = vllm_counters(before, llm.get_metrics())
+            ttft = vllm_ttft(before, llm.get_metrics())
             token_ids = list(out.token_ids)
+            counters = vllm_counters(out.spec_decode_metrics, len(token_ids), speculative.k) if speculative else {"steps": len(token_ids)}
             results.append(
-                Generation(
-                    text=out.text,
-                    token_ids=token_ids,
-                    finish_reason=out.finish_reason,
-                    latency_s=latency,
-                    ttft_s=c["ttft_s"],
-                    steps=c["steps"] if speculative else len(token_ids),
-                    proposed=c["proposed"],
-                    accepted=c["accepted"],
-                    accepted_at=c["accepted_at"],
-                )
+                Generation(text=out.text, token_ids=token_ids, finish_reason=out.finish_reason, latency_s=latency, ttft_s=ttft, **counters)
             )
         return results
 
