@@ -132,9 +132,12 @@ def measure_step_costs():
     runs = {"eager": eager}
     if P.engine.kind == "native" and P.engine.compile:
         runs["torch.compile"] = tuple(specdec.compiled(m) for m in eager)
-    return {
+    costs = {
         name: bench.step_costs(t, d, [4], context=P.theory.prompt_tokens, repeats=P.theory.timing_repeats) for name, (t, d) in runs.items()
     }
+    del eager, runs
+    models.free_memory()  # on a GPU the fine-tunes and vLLM need it back
+    return costs
 
 
 timing = {"context": P.theory.prompt_tokens, "repeats": P.theory.timing_repeats}

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -285,6 +286,11 @@ def test_make_builds_the_profiles_engine(target, tok, tmp_path):
     vllm = engines.make(profiles.Engine("vllm", 4, 0.9), str(tmp_path / "target"), seed=3)
     assert isinstance(vllm, vllm_engine.VllmEngine) and (vllm.tensor_parallel_size, vllm.gpu_memory_utilization, vllm.seed) == (4, 0.9, 3)
     assert "vllm" not in sys.modules  # nothing loads until the first generate
+    running = vllm._llm = type("RunningLLM", (), {})()
+    freed = weakref.ref(running)
+    del running
+    vllm.close()  # before another engine starts: the running LLM is let go and collected now
+    assert vllm._llm is None and freed() is None
 
 
 # --- vLLM, without vLLM --------------------------------------------------------------------

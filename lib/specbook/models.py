@@ -62,3 +62,16 @@ def early_exit_draft(target: PreTrainedModel, layers: int) -> PreTrainedModel:
     if getattr(draft.config, "layer_types", None) is not None:
         draft.config.layer_types = draft.config.layer_types[:layers]
     return draft.eval()
+
+
+def free_memory() -> None:
+    """Hand back the GPU memory of models no longer referenced, before the next one loads: collected
+    now rather than when the collector gets to them, and PyTorch's cache of freed blocks emptied
+    (vLLM sizes its KV cache from the memory it finds free, and counts that cache as used)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -120,6 +120,7 @@ def finetune(
     )
     if stage.done():
         return {**stage.summary(), "built_at": stage.manifest()["commit"]}
+    models.free_memory()  # what an engine before it left on the GPU
     which = backend()
     if which == "unsloth":
         import unsloth  # noqa: F401  (first: it patches transformers and trl as it loads)
@@ -202,6 +203,8 @@ def finetune(
         "eval_curve": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in history if "eval_loss" in h],
     }
     stage.finish(summary)
+    del trainer, model
+    models.free_memory()  # the next engine or fine-tune needs the GPU
     return {**summary, "built_at": stage.manifest()["commit"]}
 
 

@@ -9,12 +9,11 @@ without a GPU.
 
 from __future__ import annotations
 
-import gc
 import time
 
 from tqdm import tqdm
 
-from specbook import specdec
+from specbook import models, specdec
 from specbook.engines import Generation, Sampling, Speculative, check_batch_size, check_draft_tokenizer, prompt_token_ids
 
 # --- vLLM -------------------------------------------------------------------------------------
@@ -143,16 +142,13 @@ class VllmEngine:
 
     def _llm_with(self, speculative: Speculative | None, max_num_seqs: int | None = None):
         if self._llm is None or self._llm_for != (speculative, max_num_seqs):
-            import torch
             from transformers import AutoConfig
             from vllm import LLM
 
             if speculative is not None and speculative.method == "draft_model":
                 specdec.check_pair(self.config, AutoConfig.from_pretrained(speculative.draft))
                 check_draft_tokenizer(self.tokenizer, speculative.draft)
-            self._llm = None
-            gc.collect()
-            torch.cuda.empty_cache()
+            self.close()  # the previous engine's memory first: a 14B target fits once
             rank = lora_rank(self.lora) if self.lora else None
             self._llm = LLM(
                 **vllm_llm_kwargs(
@@ -161,6 +157,11 @@ class VllmEngine:
             )
             self._llm_for = (speculative, max_num_seqs)
         return self._llm
+
+    def close(self) -> None:
+        """Shut the running `vllm.LLM` down and hand its GPU memory back (the next one starts on demand)."""
+        self._llm, self._llm_for = None, object()
+        models.free_memory()
 
     def generate(
         self, prompts: list[str] | list[list[int]], sampling: Sampling, speculative: Speculative | None = None, batch_size: int = 1
