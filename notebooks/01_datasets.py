@@ -184,7 +184,8 @@ for level in profiles.LEVELS:
     cod_mean = stats.loc[level, "cod_mean_tokens"]
     assert cod_mean < cot_mean, f"{level}: CoD ({cod_mean}) is not shorter than CoT ({cot_mean})"
     print(
-        f"{level}: {len(train['cot'])} training rows, {len(test)} test rows; no leakage; "
+        f"{level}: {len(train['cot'])} training rows of {P.problems.train_per_level} asked, {len(test)} test rows of "
+        f"{P.problems.test_per_level} asked (a source with fewer gives all it has); no leakage; "
         f"every final answer checks; CoD {cod_mean:.1f} < CoT {cot_mean:.1f} tokens"
     )
 

@@ -1,12 +1,14 @@
+import dataclasses
 import shutil
 
 import pytest
 
-from specbook import profiles
+from specbook import profiles, training, vllm_engine
+from specbook.engines import Speculative
 from specbook.paths import PARAMS
 
 
-@pytest.mark.parametrize("name", ["smoke", "tiny", "full"])
+@pytest.mark.parametrize("name", ["smoke", "tiny", "full", "gpu-smoke"])
 def test_every_profile_loads(name):
     profile = profiles.load(name)
     assert profile.name == name
@@ -21,6 +23,44 @@ def test_full_profile_is_the_reference_scale():
     assert full.problems.hub["easy"].path == "openai/gsm8k"
 
 
+def test_gpu_smoke_is_the_full_profiles_paths_on_the_smallest_real_models():
+    small, full = profiles.load("gpu-smoke"), profiles.load("full")
+    assert (small.models.target, small.models.draft, small.tokenizer.name) == ("Qwen/Qwen3-1.7B", "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B")
+    assert (small.problems.train_per_level, small.problems.test_per_level, small.teacher.kind) == (20, 20, "local")
+    assert small.problems.hub == full.problems.hub and small.engine.kind == full.engine.kind == "vllm"
+    assert small.sft.lora == full.sft.lora and small.sft.args.bf16
+
+
+@pytest.mark.parametrize("name", ["full", "gpu-smoke"])
+def test_gpu_profiles_build_arguments_their_libraries_take(name):
+    """What the GPU chapters pass on, built here: TRL's SFT arguments (names only: bf16 needs a GPU to
+    construct them) and vLLM's engine arguments for a tuned target served as an adapter with a draft."""
+    from trl import SFTConfig
+
+    P = profiles.load(name)
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    for section in (P.sft, P.draft_sft):
+        assert set(training.sft_kwargs(section, "out", seed=0, checkpointing=True)) <= fields
+    spec = Speculative("draft_model", P.bench.k, f"data/{name}/models/draft_distilled_cod_easy")
+    kwargs = vllm_engine.vllm_llm_kwargs(
+        P.models.target,
+        spec,
+        P.engine.tensor_parallel_size,
+        P.engine.gpu_memory_utilization,
+        P.seed,
+        P.sft.lora.r,
+        max(P.bench.concurrency),
+    )
+    assert (kwargs["model"], kwargs["enable_lora"], kwargs["max_lora_rank"], kwargs["max_num_seqs"]) == (
+        P.models.target,
+        True,
+        P.sft.lora.r,
+        max(P.bench.concurrency),
+    )
+    assert kwargs["speculative_config"]["num_speculative_tokens"] == P.bench.k and kwargs["per_request_spec_decode_metrics"] == "summary"
+    assert P.tokenizer.name == P.models.target  # one vocabulary for target, draft and data
+
+
 def test_defaults_fill_what_a_profile_leaves_out():
     smoke, full = profiles.load("smoke"), profiles.load("full")
     assert (smoke.engine.tensor_parallel_size, smoke.engine.compile, smoke.teacher.model) == (1, False, None)
@@ -31,7 +71,7 @@ def test_defaults_fill_what_a_profile_leaves_out():
 
 
 def test_unknown_profile_names_the_choices():
-    with pytest.raises(profiles.ProfileError, match=r"unknown profile 'huge': choose one of full, smoke, tiny"):
+    with pytest.raises(profiles.ProfileError, match=r"unknown profile 'huge': choose one of full, gpu-smoke, smoke, tiny"):
         profiles.load("huge")
 
 
