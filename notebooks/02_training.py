@@ -237,29 +237,33 @@ plt.show()
 # The first `check_rows` test problems of each level (new problems, never trained on), greedy,
 # with the profile's engine (in batches of `engine.batch_size`: greedy answers do not depend on
 # batching) and the strict answer checker of chapter 01. The base target is asked
-# with the CoT system prompt. The tuned targets are merged (adapter folded into the weights) and
-# saved beside their adapter. Intervals are 95 % Wilson intervals.
+# with the CoT system prompt. The in-process engines load each tuned target merged (adapter folded
+# into the weights, saved beside the adapter); vLLM serves the adapter on its base model, so no 14B
+# copy is written to disk. Intervals are 95 % Wilson intervals.
 
 
 # %%
-def engine_for(path):
-    return engines.make(P.engine, str(path), seed=P.seed)
+def engine_for(model):
+    """model: the base target's path or id, or a tuned target's adapter folder."""
+    if model == base_target:
+        return engines.make(P.engine, base_target, seed=P.seed)
+    if P.engine.kind == "vllm":
+        return engines.make(P.engine, base_target, seed=P.seed, lora=str(model))
+    return engines.make(P.engine, str(training.merge(model, A.merged(model))), seed=P.seed)
 
 
 checks = []
 for level in LEVELS:
     test_rows = splits[level]["test"][: P.sft.check_rows]
-    candidates = [("base", "cot", base_target)] + [
-        (style, style, training.merge(A.target(style, level), A.merged(A.target(style, level)))) for style in STYLES
-    ]
-    for name, style, path in candidates:
+    candidates = [("base", "cot", base_target)] + [(style, style, A.target(style, level)) for style in STYLES]
+    for name, style, model in candidates:
         result = cached(
             f"check_{name}_{level}",
-            lambda path=path, style=style, rows=test_rows: evaluation.score(
-                engine_for(path), rows, style, P.sft.max_new_tokens, batch_size=P.engine.batch_size
+            lambda model=model, style=style, rows=test_rows: evaluation.score(
+                engine_for(model), rows, style, P.sft.max_new_tokens, batch_size=P.engine.batch_size
             ),
             {"rows": test_rows, "style": style, "max_new_tokens": P.sft.max_new_tokens},
-            [path],
+            [model],
         )
         checks.append(
             {
