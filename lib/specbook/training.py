@@ -54,9 +54,13 @@ def lora_kwargs(cfg) -> dict:
 def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_steps: int = 10) -> dict:
     """TRL SFTConfig arguments: the profile's `sft.args` as they are, and what every run shares. The
     rows arrive tokenized with a completion mask, so `completion_only_loss` puts the loss on the
-    rationale alone. `checkpointing`: gradient (activation) checkpointing by transformers (on a GPU
-    without Unsloth, which brings its own). transformers 5.23 renamed it `activation_checkpointing`;
-    the GPU environment is held below that by unsloth and vllm, and both versions take this name."""
+    rationale alone. `checkpointing`: activation checkpointing by transformers (on a GPU without
+    Unsloth, which brings its own), under the installed transformers' name for it: 5.23 renamed
+    `gradient_checkpointing` to `activation_checkpointing`, and the GPU environment is held below
+    that by unsloth and vllm."""
+    from transformers import TrainingArguments
+
+    renamed = "activation_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
     return {
         **dataclasses.asdict(cfg.args),
         "output_dir": str(output_dir),
@@ -64,7 +68,7 @@ def sft_kwargs(cfg, output_dir: Path, seed: int, checkpointing: bool, logging_st
         # at a held-out loss several times higher after the same 3 epochs (batches of one length are of one kind).
         "per_device_eval_batch_size": cfg.args.per_device_train_batch_size,
         "completion_only_loss": True,
-        "gradient_checkpointing": checkpointing,
+        "activation_checkpointing" if renamed else "gradient_checkpointing": checkpointing,
         "eval_strategy": "epoch",
         "logging_steps": logging_steps,
         "save_strategy": "steps",
