@@ -52,13 +52,11 @@ def make_client() -> genai.Client:
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
 
 
-def thinking_config(thinking: str | int | None) -> dict | None:
+def thinking_config(thinking: str | int) -> dict:
     """Gemini's `thinking_config` for the profile's `teacher.thinking`: a level for Gemini 3 models
-    (`THINKING_LEVELS`), a token budget for Gemini 2.5 (0: none), None: the model's default. Thought
-    tokens count against `max_output_tokens`: a model left to think at length writes an empty or cut
-    answer, so the book asks for as little as the model allows and the rationale is the answer."""
-    if thinking is None:
-        return None
+    (`THINKING_LEVELS`), a token budget for Gemini 2.5 (0: none); unset, the model's default applies.
+    Thought tokens count against `max_output_tokens`: a model left to think at length writes an empty
+    or cut answer, so the book asks for as little as the model allows and the rationale is the answer."""
     if isinstance(thinking, str):
         return {"thinking_level": thinking.upper()}
     return {"thinking_budget": thinking}

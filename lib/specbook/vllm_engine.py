@@ -88,15 +88,15 @@ def vllm_sampling_kwargs(sampling: Sampling, seed: int) -> dict:
     }
 
 
-def _ttft_sum(metrics) -> float:
-    """The summed time to first token over label sets (one per engine under data parallelism).
-    `metrics` is what `LLM.get_metrics()` returns: objects with name and value, values (Vector) or sum (Histogram)."""
-    return sum(m.sum for m in metrics if m.name == "vllm:time_to_first_token_seconds")
-
-
 def vllm_ttft(before, after) -> float:
-    """Time to first token of the one request that ran between two `get_metrics()` snapshots."""
-    return _ttft_sum(after) - _ttft_sum(before)
+    """Time to first token of the one request that ran between two `LLM.get_metrics()` snapshots
+    (objects with name and value, values (Vector) or sum (Histogram)), summed over label sets: one
+    per engine under data parallelism."""
+
+    def total(metrics):
+        return sum(m.sum for m in metrics if m.name == "vllm:time_to_first_token_seconds")
+
+    return total(after) - total(before)
 
 
 def vllm_counters(spec_metrics, n_tokens: int, k: int) -> dict:
