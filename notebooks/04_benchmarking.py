@@ -24,14 +24,16 @@
 # teacher-data and white-box drafts of chapter 03, and with draft-free prompt lookup (n-gram); a K
 # sweep beside the curve E(α, K) predicts; and one sampled temperature besides greedy.
 #
-# - **Accuracy** on the whole test set of each level, every target alone, in batches (greedy
-#   answers do not depend on batching). Greedy speculative decoding writes the target's own tokens,
-#   so its accuracy is the target's: checked, not assumed, on every timed request (the share of
-#   outputs identical token for token must be 100 %; a difference is a bug and is listed).
+# - **Accuracy** on the whole test set of each level: every target alone (in batches; whether a
+#   batch changes a greedy answer is checked against answers made one at a time), and each tuned
+#   target with its distilled draft (one request at a time), graded alike. Greedy speculative
+#   decoding must write the target's own tokens: checked on every request of every run (a
+#   difference is a bug and is listed).
 # - **Speedup** = the target-alone latency / the speculative latency of the same request, same engine
 #   and settings, one request at a time, the configurations taking turns on each request so that the
 #   machine's drift hits all alike (`bench.timed_requests`); the median over requests with a
-#   bootstrap 95 % interval. Timing runs on the first `bench.timing_rows` test questions of a level.
+#   bootstrap 95 % interval. Timing runs on the first `bench.timing_rows` test questions of a level,
+#   each timed in `bench.rounds` rounds; the spread of the rounds' speedups is kept with each run.
 # - Beside it the **prediction** E(α, K) / (K·c + v(K)) of chapter 00, from the run's own α and the
 #   step costs c and v(K) measured in this run, and **efficiency** = measured / predicted: the share
 #   of the model's speedup the decoder delivers. The model leaves out the prompt's pass (the
@@ -41,15 +43,18 @@
 #   decoder loses to per-step work the model does not count.
 # - Every run writes `data/<profile>/results/<run>.csv` (a row per request: tokens, finish reason,
 #   correctness, time to first token, latency, draft tokens proposed and accepted, accepts per
-#   position) and `<run>.json` (its metrics, with profile, commit, config hash, engine, library
-#   versions and hardware).
+#   position), `<run>.requests.jsonl` (each answer's text and token ids, each step's accepted count,
+#   every rejected draft token with the target's token and its position, each round's latency) and
+#   `<run>.json` (its level, target, draft, K, temperature, engine and request set; its metrics; its
+#   profile, commit, config hash, library versions and hardware). `results.load_runs` reads them
+#   all back as one table, here and in chapter 05.
 
 # %% tags=["parameters"]
 # The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
 # `make run-all PROFILE=smoke` (add NB=04 for this chapter). This chapter on 2 CPU cores, once
 # chapter 03 has run (the closing cell prints this run's time):
 #   smoke  CI's check that every cell runs (tiny models, a few problems): well under a minute
-#   tiny   the default, offline on any CPU (small models trained here): see the closing cell
+#   tiny   the default, offline on any CPU (small models trained here): about 12 minutes (see the closing cell)
 #   full   one GPU (Qwen3-14B, Qwen3-0.6B, vLLM): hours; not run yet
 profile = "tiny"  # smoke | tiny | full (see above)
 
@@ -59,6 +64,7 @@ from specbook.runinfo import quiet_known_warnings
 quiet_known_warnings()  # first: some libraries warn as they load
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -141,9 +147,11 @@ def cached(name, compute, params, models_used):
 #
 # Greedy, `bench.max_new_tokens` at most, in batches of `engine.batch_size` on the in-process
 # engine run eagerly (compiling pays for one request at a time, not for batches). Truncated
-# answers (cut at the cap) count as wrong and are shown.
+# answers (cut at the cap) count as wrong and are shown. Whether a batch changes a greedy answer
+# is checked further down, against the same questions answered one at a time.
 
 # %%
+shutil.rmtree(A.results, ignore_errors=True)  # this run writes every result again (from its caches): none is left from older code
 accuracy_engine = dataclasses.replace(P.engine, compile=False)
 accuracy = {}
 for level in LEVELS:
@@ -165,9 +173,8 @@ for level in LEVELS:
             used,
         )
         s = accuracy[level, target]["runs"]
-        results.write(
-            A.results, f"accuracy_{level}_{target}", results.request_rows(s), results.run_metrics(s), accuracy[level, target]["provenance"]
-        )
+        run = results.Run(level, target, "alone", 0, 0.0, P.engine.kind, "all")
+        results.write(A.results, run, s, results.run_metrics(s), accuracy[level, target]["provenance"])
 
 table = pd.DataFrame(
     [
@@ -232,17 +239,24 @@ else:
 #
 # For each level and tuned target, on its timed questions: the target alone, then with each draft at
 # K = `bench.k`, with prompt lookup (n ≤ `bench.ngram_max`), and for the CoD target with its
-# distilled draft at every K of `bench.ks`, all greedy. Each run is graded, compared token by token
-# with the target alone, and written to `data/<profile>/results/`.
+# distilled draft at every K of `bench.ks`, all greedy. Every request is timed in `bench.rounds`
+# rounds, the configurations taking turns within each round; a request's latency is the median of
+# its rounds, and each round's own speedup is kept: a run whose rounds disagree by more than
+# `results.UNSTABLE_SPREAD` of their median is marked unstable. Each run is graded, compared token
+# by token with the target alone, and written to `data/<profile>/results/`. On the tiny profile the
+# timed questions are the first 12 of each level's 200 (three rounds of every configuration: the
+# chapter's time budget), so a speedup's interval is wide; accuracy always uses the whole test set.
 
 
 # %%
 def configs_for(style, level):
-    out = {"alone": None}
-    out.update({f"{m} K={B.k}": Speculative("draft_model", B.k, draft_path(m, style, level)) for m in DRAFTS})
-    out[f"n-gram K={B.k}"] = Speculative("ngram", B.k, ngram_max=B.ngram_max)
+    """The timed configurations by (draft, K): the target alone, every draft and prompt lookup at
+    K = bench.k, and for the CoD target its distilled draft at every K of the sweep."""
+    out = {("alone", 0): None}
+    out.update({(m, B.k): Speculative("draft_model", B.k, draft_path(m, style, level)) for m in DRAFTS})
+    out["ngram", B.k] = Speculative("ngram", B.k, ngram_max=B.ngram_max)
     if style == "cod":
-        out.update({f"distilled K={k}": Speculative("draft_model", k, draft_path("distilled", style, level)) for k in B.ks if k != B.k})
+        out.update({("distilled", k): Speculative("draft_model", k, draft_path("distilled", style, level)) for k in B.ks if k != B.k})
     return out
 
 
@@ -253,8 +267,10 @@ def timed(style, level):
     prompts = evaluation.prompts(engine.tokenizer, rows, style)
     sampling = Sampling(max_new_tokens=B.max_new_tokens)
     per_request = P.engine.kind != "vllm"  # vLLM restarts its engine to change speculation: one configuration after another
-    made = bench.timed_requests(engine, prompts, sampling, configs, per_request=per_request, desc=f"{LABELS[style]} {level}")
-    return {name: evaluation.grade(rows, generations) for name, generations in made.items()}
+    made = bench.timed_requests(
+        engine, prompts, sampling, configs, rounds=B.rounds, per_request=per_request, desc=f"{LABELS[style]} {level}"
+    )
+    return {key: evaluation.grade(rows, generations) for key, generations in made.items()}
 
 
 def predicted(spec, m):
@@ -265,7 +281,6 @@ def predicted(spec, m):
     return metrics.predicted_speedup(m["alpha"], spec.k, costs.c, costs.v[spec.k])
 
 
-rows_out = []
 for level in LEVELS:
     for style in STYLES:
         configs = configs_for(style, level)
@@ -273,85 +288,174 @@ for level in LEVELS:
         settings = {
             "rows": [r["id"] for r in timing_rows[level]],
             "style": style,
-            "configs": {n: str(s) for n, s in configs.items()},
+            "configs": {f"{draft} K={k}": str(s) for (draft, k), s in configs.items()},
             "max_new_tokens": B.max_new_tokens,
+            "rounds": B.rounds,
         }
-        run = cached(f"timed_{level}_{style}", lambda style=style, level=level: timed(style, level), settings, used)
-        plain = run["runs"]["alone"]
+        made = cached(f"timed_{level}_{style}", lambda style=style, level=level: timed(style, level), settings, used)
+        plain = made["runs"]["alone", 0]
         plain_counts = metrics.summarize(plain.generations)
-        for name, s in run["runs"].items():
-            m = results.run_metrics(s, plain if configs[name] is not None else None)
-            if configs[name] is not None:
-                ratio, low, high = stats.bootstrap_median_ratio(
-                    [g.latency_s for g in plain.generations], [g.latency_s for g in s.generations], seed=P.seed
-                )
-                m.update(speedup=ratio, speedup_ci=[low, high], predicted_speedup=predicted(configs[name], m))
+        for (draft, k), s in made["runs"].items():
+            spec = configs[draft, k]
+            m = results.run_metrics(s, plain if spec is not None else None)
+            if spec is not None:
+                m.update(results.speedup(plain, s, seed=P.seed), predicted_speedup=predicted(spec, m))
                 m["decode_speedup"] = metrics.decode_speedup(m, plain_counts)
-                m["efficiency"] = ratio / m["predicted_speedup"] if m["predicted_speedup"] else None
+                m["efficiency"] = m["speedup"] / m["predicted_speedup"] if m["predicted_speedup"] else None
                 m["decode_efficiency"] = m["decode_speedup"] / m["predicted_speedup"] if m["predicted_speedup"] else None
-            run_name = f"{level}_{style}_{name.replace(' K=', '_k').replace('-', '')}"
-            results.write(
-                A.results,
-                run_name,
-                results.request_rows(s, plain if configs[name] is not None else None),
-                m,
-                {**run["provenance"], "config": name},
-            )
-            spec = configs[name]
-            rows_out.append(
-                {
-                    "level": level,
-                    "target": LABELS[style],
-                    "config": name,
-                    "method": "alone" if spec is None else ("n-gram" if spec.method == "ngram" else name.split(" ")[0]),
-                    "k": 0 if spec is None else spec.k,
-                    "speedup": m.get("speedup", 1.0),
-                    "speedup low": m.get("speedup_ci", [1.0, 1.0])[0],
-                    "speedup high": m.get("speedup_ci", [1.0, 1.0])[1],
-                    "predicted": m.get("predicted_speedup"),
-                    "efficiency": m.get("efficiency"),
-                    "decode speedup": m.get("decode_speedup", 1.0),
-                    "decode efficiency": m.get("decode_efficiency"),
-                    "decode step (ms)": 1000 * m["decode_step_s"],
-                    "decode draft (ms)": 1000 * m["decode_draft_s"],
-                    "decode verify (ms)": 1000 * m["decode_target_s"],
-                    "prompt pass share": sum(g.ttft_s for g in s.generations) / sum(g.latency_s for g in s.generations),
-                    "identical": m.get("identical_to_plain", 1.0),
-                    "acceptance rate": m["acceptance_rate"],
-                    "mean acceptance length": m["mean_acceptance_length"],
-                    "alpha": m["alpha"],
-                    "accuracy (timed)": m["accuracy"],
-                    "tokens per answer": m["tokens_per_request"],
-                    "truncated": m["truncated"],
-                    "latency median (s)": m["latency_median_s"],
-                    "latency p90 (s)": m["latency_p90_s"],
-                    "ttft median (ms)": 1000 * m["ttft_median_s"],
-                    "tokens/s": m["tokens_per_s"],
-                    "differing ids": m.get("differing_ids", []),
-                }
-            )
-timed_table = pd.DataFrame(rows_out)
-by = timed_table.set_index(["level", "target", "config"])
-display(timed_table.drop(columns=["differing ids"]).round(3))
+            run = results.Run(level, style, draft, k, 0.0, P.engine.kind, "timed")
+            results.write(A.results, run, s, m, made["provenance"], plain if spec is not None else None)
+
+runs = results.load_runs(A.results)
+timed_table = runs[runs.request_set == "timed"].assign(target=lambda t: t.target.map(LABELS))
+by = timed_table.set_index(["level", "target", "draft", "k"])
+SHOWN = {
+    "level": "level",
+    "target": "target",
+    "draft": "draft",
+    "k": "K",
+    "speedup": "speedup",
+    "speedup_low": "low",
+    "speedup_high": "high",
+    "round_spread": "spread of rounds",
+    "unstable": "unstable",
+    "predicted_speedup": "predicted",
+    "efficiency": "efficiency",
+    "decode_speedup": "decode speedup",
+    "decode_efficiency": "decode efficiency",
+    "identical_to_plain": "identical",
+    "acceptance_rate": "acceptance rate",
+    "mean_acceptance_length": "mean acceptance length",
+    "alpha": "alpha",
+    "accuracy": "accuracy (timed)",
+    "tokens_per_request": "tokens per answer",
+    "truncated": "truncated",
+    "latency_median_s": "latency median (s)",
+    "tokens_per_s": "tokens/s",
+}
+display(timed_table[list(SHOWN)].rename(columns=SHOWN).round(3))
 print(
-    f"greedy, batch 1, {B.timing_rows} timed questions per level, speedup = median per-request latency ratio [bootstrap 95 %] ·",
-    stamp(profile),
+    f"greedy, batch 1, {B.timing_rows} timed questions per level, {B.rounds} rounds each; speedup = median per-request latency "
+    f"ratio [bootstrap 95 %]; spread = (max - min) / median of the rounds' speedups, unstable above {results.UNSTABLE_SPREAD} ·",
+    results.provenance_line(timed_table),
 )
+
+# %% [markdown]
+# ## The reference run's speculative configurations on the whole test set
+#
+# The reference run measured each tuned target with its distilled draft (K = `bench.k`) on every
+# test problem, and so does this chapter: greedy, one request at a time (the native decoder
+# speculates one request at a time), graded like the targets alone. Each answer is compared token
+# for token with the target's own answer from the accuracy run above, which was made in batches;
+# where the two differ, the target answers that question again alone, one request at a time, which
+# tells a batching difference (the target's own greedy answer moved with its batch) from a
+# speculative one (a bug).
+
+
+# %%
+def whole_test_set(style, level):
+    engine = engine_for(style, level)
+    spec = evaluation.score(
+        engine, tests[level], style, B.max_new_tokens, speculative=Speculative("draft_model", B.k, draft_path("distilled", style, level))
+    )
+    batched = accuracy[level, style]["runs"].generations
+    differ = [i for i, (g, b) in enumerate(zip(spec.generations, batched, strict=True)) if g.token_ids != b.token_ids]
+    alone = evaluation.score(engine, [tests[level][i] for i in differ], style, B.max_new_tokens) if differ else None
+    return {"speculative": spec, "differ from batched": differ, "alone, batch 1": alone}
+
+
+whole = {}
+for level in LEVELS:
+    for style in STYLES:
+        draft = draft_path("distilled", style, level)
+        settings = {"rows": [r["id"] for r in tests[level]], "style": style, "k": B.k, "max_new_tokens": B.max_new_tokens}
+        made = cached(
+            f"whole_{level}_{style}",
+            lambda style=style, level=level: whole_test_set(style, level),
+            settings,
+            [target_path(style, level), draft],
+        )
+        whole[level, style] = made["runs"]
+        spec, differ = made["runs"]["speculative"], made["runs"]["differ from batched"]
+        # the target's own answers: the batched ones, and where speculation wrote another, its batch-1 answer
+        own = list(accuracy[level, style]["runs"].generations)
+        for i, g in zip(differ, made["runs"]["alone, batch 1"].generations if differ else [], strict=True):
+            own[i] = g
+        m = {**results.run_metrics(spec, evaluation.grade(tests[level], own)), "differ_from_batched": len(differ)}
+        run = results.Run(level, style, "distilled", B.k, 0.0, P.engine.kind, "all")
+        results.write(A.results, run, spec, m, made["provenance"], evaluation.grade(tests[level], own))
+runs = results.load_runs(A.results)
+whole_table = runs[(runs.request_set == "all") & (runs.k > 0)]
+display(
+    whole_table[
+        [
+            "level",
+            "target",
+            "draft",
+            "k",
+            "requests",
+            "accuracy",
+            "accuracy_low",
+            "accuracy_high",
+            "identical_to_plain",
+            "differ_from_batched",
+            "acceptance_rate",
+            "mean_acceptance_length",
+        ]
+    ]
+    .assign(target=lambda t: t.target.map(LABELS))
+    .rename(
+        columns={
+            "requests": "questions",
+            "accuracy_low": "low",
+            "accuracy_high": "high",
+            "identical_to_plain": "identical",
+            "differ_from_batched": "differ from batched",
+        }
+    )
+    .round(3)
+)
+print(f"greedy, K = {B.k}, whole test set, one request at a time ·", results.provenance_line(whole_table))
 
 # %% [markdown]
 # ### Lossless: identical outputs
 #
 # Greedy speculative decoding must write exactly what the target writes alone. Any request where it
-# did not is listed here with its configuration: a bug in the decoder, never noise.
+# did not is listed here with its configuration: a bug in the decoder, never noise. Beside it, the
+# question the accuracy runs rest on: does a greedy answer depend on the batch it was made in? The
+# timed questions were answered by each target alone one at a time; the same questions were
+# answered in batches for accuracy.
 
 # %%
-different = timed_table[timed_table.identical < 1.0]
+speculative_runs = runs[(runs.k > 0) & (runs.temperature == 0)]
+different = speculative_runs[speculative_runs.identical_to_plain < 1.0]
 if len(different):
-    display(different[["level", "target", "config", "identical", "differing ids"]])
+    display(different[["run", "identical_to_plain", "differing_ids"]])
     raise AssertionError(f"{len(different)} greedy speculative runs wrote other tokens than the target alone: see the table above")
-speculative_runs = timed_table[timed_table.k > 0]
-print(f"all {len(speculative_runs)} speculative runs × {B.timing_rows} requests wrote the target's own tokens (100 % identical)")
-
+batching = []
+for level in LEVELS:
+    for style in STYLES:
+        alone = by.loc[(level, LABELS[style], "alone", 0)]
+        one_at_a_time = results.load_requests(A.results, alone.run)
+        batched = accuracy[level, style]["runs"].generations[: len(one_at_a_time)]
+        same = sum(a == b.token_ids for a, b in zip(one_at_a_time.token_ids, batched, strict=True))
+        batching.append(
+            {
+                "level": level,
+                "target": LABELS[style],
+                "timed questions": len(one_at_a_time),
+                "batched = one at a time": same,
+                "whole test set: speculative ≠ batched": len(whole[level, style]["differ from batched"]),
+            }
+        )
+batching = pd.DataFrame(batching)
+display(batching)
+print(
+    f"all {len(speculative_runs)} greedy speculative runs ({int(speculative_runs.requests.sum())} requests) wrote the target's own tokens; "
+    f"batched answers identical to one-at-a-time answers on {batching['batched = one at a time'].sum()} of "
+    f"{batching['timed questions'].sum()} timed questions ·",
+    stamp(profile),
+)
 # %% [markdown]
 # ### Where the efficiency goes
 #
@@ -363,36 +467,37 @@ print(f"all {len(speculative_runs)} speculative runs × {B.timing_rows} requests
 #
 # The native decoder also times its own passes, so a step's measured time splits three ways: inside
 # the draft's K passes, inside the target's verify pass, and the decoder's own work (choosing and
-# comparing tokens, rolling the caches back), each beside what the step costs above predict. A
-# model's pass costs more in the loop than alone when the other model's pass has just displaced its
-# weights and activations from the CPU's caches; the decoder's own work is what the model leaves out.
+# comparing tokens, rolling the caches back), each beside what the step costs above predict. Where a
+# model's pass costs more in the loop than alone, a likely cause (not measured here) is that the
+# other model's pass has just displaced its weights and activations from the CPU's caches.
 
 # %%
 if costs is not None:
     ledger = []
     for level in LEVELS:
         for style in STYLES:
-            plain_row = by.loc[(level, LABELS[style], "alone")]
-            r = by.loc[(level, LABELS[style], f"distilled K={B.k}")]
+            plain_row = by.loc[(level, LABELS[style], "alone", 0)]
+            r = by.loc[(level, LABELS[style], "distilled", B.k)]
+            step, draft_ms, verify_ms = (1000 * r[key] for key in ("decode_step_s", "decode_draft_s", "decode_target_s"))
             ledger.append(
                 {
                     "level": level,
                     "target": LABELS[style],
                     "E(α, K)": metrics.expected_tokens_per_step(r["alpha"], B.k),
-                    "tokens per pass": r["mean acceptance length"],
+                    "tokens per pass": r["mean_acceptance_length"],
                     "step, model (ms)": B.k * costs.draft_ms + costs.verify_ms[B.k],
-                    "step, measured (ms)": r["decode step (ms)"],
+                    "step, measured (ms)": step,
                     "draft passes, model (ms)": B.k * costs.draft_ms,
-                    "draft passes, in the loop (ms)": r["decode draft (ms)"],
+                    "draft passes, in the loop (ms)": draft_ms,
                     "verify, model (ms)": costs.verify_ms[B.k],
-                    "verify, in the loop (ms)": r["decode verify (ms)"],
-                    "decoder's own (ms)": r["decode step (ms)"] - r["decode draft (ms)"] - r["decode verify (ms)"],
+                    "verify, in the loop (ms)": verify_ms,
+                    "decoder's own (ms)": step - draft_ms - verify_ms,
                     "target step, model (ms)": costs.target_ms,
-                    "target step, measured (ms)": plain_row["decode step (ms)"],
-                    "prompt pass share, alone": plain_row["prompt pass share"],
-                    "prompt pass share, speculative": r["prompt pass share"],
+                    "target step, measured (ms)": 1000 * plain_row["decode_step_s"],
+                    "prompt pass share, alone": plain_row["prompt_pass_share"],
+                    "prompt pass share, speculative": r["prompt_pass_share"],
                     "efficiency": r["efficiency"],
-                    "decode efficiency": r["decode efficiency"],
+                    "decode efficiency": r["decode_efficiency"],
                 }
             )
     ledger = pd.DataFrame(ledger)
@@ -402,41 +507,34 @@ if costs is not None:
 # %% [markdown]
 # ## The reference run's five configurations
 #
-# Accuracy from the whole test set (a speculative configuration's is its target's: its outputs are
-# identical, as checked above), acceptance and speedup from the timed questions, K = `bench.k`.
+# Accuracy and tokens from the whole test set (each speculative configuration measured there too,
+# above), acceptance and speedup from the timed questions, K = `bench.k`.
 
 # %%
 reference = []
 for level in LEVELS:
-    reference.append(
-        {
-            "level": level,
-            "configuration": "base target",
-            "accuracy": accuracy[level, "base"]["runs"].accuracy,
-            "tokens per answer": accuracy[level, "base"]["runs"].mean_tokens,
-        }
-    )
+    for target in ["base", *STYLES]:
+        s = accuracy[level, target]["runs"]
+        name = "base target" if target == "base" else f"{LABELS[target]} target"
+        reference.append({"level": level, "configuration": name, "accuracy": s.accuracy, "tokens per answer": s.mean_tokens})
     for style in STYLES:
-        s = accuracy[level, style]["runs"]
-        reference.append(
-            {"level": level, "configuration": f"{LABELS[style]} target", "accuracy": s.accuracy, "tokens per answer": s.mean_tokens}
-        )
-    for style in STYLES:
-        r = by.loc[(level, LABELS[style], f"distilled K={B.k}")]
+        r = by.loc[(level, LABELS[style], "distilled", B.k)]
+        spec = whole[level, style]["speculative"]
         reference.append(
             {
                 "level": level,
                 "configuration": f"{LABELS[style]} target + distilled draft",
-                "accuracy": accuracy[level, style]["runs"].accuracy,
-                "tokens per answer": accuracy[level, style]["runs"].mean_tokens,
-                "acceptance rate": r["acceptance rate"],
-                "mean acceptance length": r["mean acceptance length"],
+                "accuracy": spec.accuracy,
+                "tokens per answer": spec.mean_tokens,
+                "acceptance rate": r["acceptance_rate"],
+                "mean acceptance length": r["mean_acceptance_length"],
                 "speedup": r["speedup"],
-                "95 % interval": f"{r['speedup low']:.2f}-{r['speedup high']:.2f}",
-                "predicted": r["predicted"],
+                "95 % interval": f"{r['speedup_low']:.2f}-{r['speedup_high']:.2f}",
+                "unstable": r["unstable"],
+                "predicted": r["predicted_speedup"],
                 "efficiency": r["efficiency"],
-                "decode speedup": r["decode speedup"],
-                "decode efficiency": r["decode efficiency"],
+                "decode speedup": r["decode_speedup"],
+                "decode efficiency": r["decode_efficiency"],
             }
         )
 reference = pd.DataFrame(reference)
@@ -447,7 +545,8 @@ print(f"K = {B.k} ·", stamp(profile))
 # ## Which draft: trained, untrained, or none at all
 #
 # Each tuned target with every draft at K = `bench.k` and with prompt lookup: the speedup with its
-# interval, and the acceptance that explains it.
+# interval, and the acceptance that explains it. A hatched bar is an unstable run (its rounds
+# disagree).
 
 # %%
 METHOD_LABELS = {
@@ -455,19 +554,21 @@ METHOD_LABELS = {
     "distilled": "distilled",
     "teacher_data": "teacher data",
     "white_box": "white box",
-    "n-gram": "prompt lookup (n-gram)",
+    "ngram": "prompt lookup (n-gram)",
 }
-METHOD_COLORS = {"base": figures.COLORS["base"], **dict(zip([*distillation.METHODS, "n-gram"], figures.PALETTE[2:], strict=False))}
-at_k = timed_table[(timed_table.k == B.k) & (timed_table.method != "alone")]
+METHOD_COLORS = {"base": figures.COLORS["base"], **dict(zip([*distillation.METHODS, "ngram"], figures.PALETTE[2:], strict=False))}
+at_k = timed_table[(timed_table.k == B.k) & (timed_table.draft != "alone")]
 methods = list(METHOD_LABELS)
 fig, axes = plt.subplots(1, len(STYLES), figsize=(12, 3.8), sharey=True)
 width = 0.8 / len(methods)
 for ax, style in zip(axes, STYLES, strict=True):
     for j, method in enumerate(methods):
-        part = at_k[(at_k.target == LABELS[style]) & (at_k.method == method)].set_index("level").loc[list(LEVELS)]
+        part = at_k[(at_k.target == LABELS[style]) & (at_k.draft == method)].set_index("level").loc[list(LEVELS)]
         x = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(LEVELS))]
-        errors = [part.speedup - part["speedup low"], part["speedup high"] - part.speedup]
-        ax.bar(x, part.speedup, width, yerr=errors, capsize=2, color=METHOD_COLORS[method], label=METHOD_LABELS[method])
+        errors = [part.speedup - part.speedup_low, part.speedup_high - part.speedup]
+        bars = ax.bar(x, part.speedup, width, yerr=errors, capsize=2, color=METHOD_COLORS[method], label=METHOD_LABELS[method])
+        for bar, unstable in zip(bars, part.unstable, strict=True):
+            bar.set_hatch("///" if unstable else None)
     ax.axhline(1.0, color="0.3", lw=0.8)
     ax.set(title=f"{LABELS[style]} target, K = {B.k}", xticks=range(len(LEVELS)), xticklabels=LEVELS)
 axes[0].set_ylabel("speedup over the target alone\n(median, 95 % interval)")
@@ -480,11 +581,11 @@ plt.show()
 # ## How many tokens to draft: the K sweep
 #
 # The CoD target with its distilled draft at every K. Left: measured speedup with its interval, and
-# the prediction from the run's α and the measured costs. Right: tokens per target pass against the
-# i.i.d. model's E(α, K) at the α measured at K = `bench.k`.
+# the prediction from the run's α and the measured costs (an open marker: an unstable run). Right:
+# tokens per target pass against the i.i.d. model's E(α, K) at the α measured at K = `bench.k`.
 
 # %%
-sweep = timed_table[(timed_table.target == "CoD") & (timed_table.method == "distilled")].sort_values("k")
+sweep = timed_table[(timed_table.target == "CoD") & (timed_table.draft == "distilled")].sort_values("k")
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for i, level in enumerate(LEVELS):
     part = sweep[sweep.level == level]
@@ -492,17 +593,19 @@ for i, level in enumerate(LEVELS):
     axes[0].errorbar(
         part.k,
         part.speedup,
-        yerr=[part.speedup - part["speedup low"], part["speedup high"] - part.speedup],
+        yerr=[part.speedup - part.speedup_low, part.speedup_high - part.speedup],
         marker="o",
         capsize=2,
         color=color,
         label=f"{level}, measured",
     )
-    if part.predicted.notna().any():
-        axes[0].plot(part.k, part.predicted, "--", color=color, label=f"{level}, predicted")
+    shaky = part[part.unstable]
+    axes[0].plot(shaky.k, shaky.speedup, "o", markerfacecolor="white", color=color)
+    if part.predicted_speedup.notna().any():
+        axes[0].plot(part.k, part.predicted_speedup, "--", color=color, label=f"{level}, predicted")
     alpha = part[part.k == B.k].alpha.iloc[0]
     ks = range(1, max(B.ks) + 1)
-    axes[1].plot(part.k, part["mean acceptance length"], "o", color=color, label=f"{level}, measured")
+    axes[1].plot(part.k, part.mean_acceptance_length, "o", color=color, label=f"{level}, measured")
     axes[1].plot(
         ks, [metrics.expected_tokens_per_step(alpha, k) for k in ks], "-", color=color, alpha=0.6, label=f"{level}, E(α = {alpha:.2f}, K)"
     )
@@ -518,7 +621,7 @@ plt.show()
 best_k = {level: int(sweep[sweep.level == level].set_index("k").speedup.idxmax()) for level in LEVELS}
 at_edge = [level for level, k in best_k.items() if k == max(B.ks)]
 print(
-    "best K by measured speedup:",
+    "best K by measured speedup (chosen and measured on the same requests, so optimistic; chapter 05 chooses on half and reports on the other):",
     ", ".join(f"{level} {k}" for level, k in best_k.items()),
     f"({', '.join(at_edge)}: the largest K swept, so the best may lie beyond)" if at_edge else "",
     "·",
@@ -526,14 +629,13 @@ print(
 )
 
 # %% [markdown]
-# ## Sampling at temperature `bench.sampled_temperature`: lossless, so accuracy stays
+# ## Sampling at temperature `bench.sampled_temperature`: does accuracy stay?
 #
 # The CoD target alone and with its distilled draft answer the first `bench.sampled_rows` test
 # questions of each level by sampling (the target alone in batches, the speculative decoder one
 # request at a time: other random numbers, so the answers differ one by one but follow the same
-# distribution if the decoder is lossless). The
-# two accuracies must not differ beyond noise: a two-sided test on the two proportions. Acceptance
-# falls at a temperature above 0 (the target's choice is no longer its argmax).
+# distribution if the decoder is lossless). The two accuracies must not differ beyond noise: a
+# two-sided test on the two proportions. Beside them, the acceptance rate sampled and greedy.
 
 # %%
 sampled = []
@@ -550,13 +652,13 @@ for level in LEVELS:
             "speculative": evaluation.score(engine, rows, "cod", speculative=Speculative("draft_model", B.k, draft), **kwargs),
         }
 
-    run = cached(f"sampled_{level}", sample, settings, [target_path("cod", level), draft])
-    alone, spec = run["runs"]["alone"], run["runs"]["speculative"]
-    for name, s in run["runs"].items():
-        t = f"{B.sampled_temperature:g}".replace(".", "")
-        results.write(
-            A.results, f"{level}_cod_{name}_t{t}", results.request_rows(s), results.run_metrics(s), {**run["provenance"], "config": name}
-        )
+    made = cached(f"sampled_{level}", sample, settings, [target_path("cod", level), draft])
+    alone, spec = made["runs"]["alone"], made["runs"]["speculative"]
+    for run, s in [
+        (results.Run(level, "cod", "alone", 0, B.sampled_temperature, P.engine.kind, "sampled"), alone),
+        (results.Run(level, "cod", "distilled", B.k, B.sampled_temperature, P.engine.kind, "sampled"), spec),
+    ]:
+        results.write(A.results, run, s, results.run_metrics(s), made["provenance"])
     m = metrics.summarize(spec.generations)
     sampled.append(
         {
@@ -567,7 +669,7 @@ for level in LEVELS:
             "difference": spec.accuracy - alone.accuracy,
             "p (two proportions)": stats.two_proportions_p(alone.correct, alone.n, spec.correct, spec.n),
             "acceptance rate": m["acceptance_rate"],
-            "acceptance rate, greedy": by.loc[(level, "CoD", f"distilled K={B.k}"), "acceptance rate"],
+            "acceptance rate, greedy": by.loc[(level, "CoD", "distilled", B.k), "acceptance_rate"],
             "tokens per answer alone": alone.mean_tokens,
             "tokens per answer speculative": spec.mean_tokens,
         }
@@ -621,38 +723,42 @@ else:
 # ## What this chapter found
 
 # %%
-ref = by.xs(f"distilled K={B.k}", level="config")
-cod_best = {level: by.loc[(level, "CoD", f"distilled K={best_k[level]}")] for level in LEVELS}
-efficiency = timed_table[["efficiency", "decode efficiency"]].dropna()
+cod_best = {level: by.loc[(level, "CoD", "distilled", best_k[level])] for level in LEVELS}
+timed_spec = timed_table[timed_table.k > 0]
+efficiency = timed_spec[["efficiency", "decode_efficiency"]].dropna()
 
 
 def interval(r):
-    return f"{r['speedup']:.2f}x [{r['speedup low']:.2f}-{r['speedup high']:.2f}]"
+    return f"{r['speedup']:.2f}x [{r['speedup_low']:.2f}-{r['speedup_high']:.2f}]" + (" (unstable)" if r["unstable"] else "")
 
 
-faster = [level for level in LEVELS if cod_best[level]["speedup low"] > 1.0]
+faster = [level for level in LEVELS if cod_best[level]["speedup_low"] > 1.0]
 minutes = (time.perf_counter() - chapter_start) / 60
 lines = [
-    f"Profile `{profile}`, engine {P.engine.kind}{' (compiled)' if P.engine.compile else ''}, greedy, {B.timing_rows} timed questions per level ({stamp(profile)}):",
+    f"Profile `{profile}`, engine {P.engine.kind}{' (compiled)' if P.engine.compile else ''}, greedy, {B.timing_rows} timed questions per level, {B.rounds} rounds ({stamp(profile)}):",
     *(
-        f"- **{level}**: CoD target + distilled draft at K = {B.k}: {interval(ref.loc[(level, 'CoD')])}, "
-        f"at its best K = {best_k[level]}{' (the largest swept)' if level in at_edge else ''}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance rate']:.2f}); "
-        f"CoT target + distilled draft at K = {B.k}: {interval(ref.loc[(level, 'CoT')])}. "
-        f"Accuracy CoD {accuracy[level, 'cod']['runs'].accuracy:.2f} vs CoT {accuracy[level, 'cot']['runs'].accuracy:.2f} "
-        f"vs base {accuracy[level, 'base']['runs'].accuracy:.2f} on {accuracy[level, 'cod']['runs'].n} questions."
+        f"- **{level}**: CoD target + distilled draft at K = {B.k}: {interval(by.loc[(level, 'CoD', 'distilled', B.k)])}, "
+        f"at its best K = {best_k[level]}{' (the largest swept)' if level in at_edge else ''}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance_rate']:.2f}); "
+        f"CoT target + distilled draft at K = {B.k}: {interval(by.loc[(level, 'CoT', 'distilled', B.k)])}. "
+        f"Accuracy on {accuracy[level, 'cod']['runs'].n} questions: CoD {accuracy[level, 'cod']['runs'].accuracy:.2f} alone, "
+        f"{whole[level, 'cod']['speculative'].accuracy:.2f} speculative; CoT {accuracy[level, 'cot']['runs'].accuracy:.2f} alone, "
+        f"{whole[level, 'cot']['speculative'].accuracy:.2f} speculative; base {accuracy[level, 'base']['runs'].accuracy:.2f}."
         for level in LEVELS
     ),
     f"- Levels where the CoD pair at its best K is faster than the target alone with 95 % confidence (interval above 1): "
-    f"{len(faster)} of {len(LEVELS)}{' (' + ', '.join(faster) + ')' if faster else ''}.",
-    f"- Greedy speculative outputs identical to the target's: {speculative_runs.identical.mean():.0%} of runs "
-    f"({len(speculative_runs)} runs × {B.timing_rows} requests).",
+    f"{len(faster)} of {len(LEVELS)}{' (' + ', '.join(faster) + ')' if faster else ''}; the best K is chosen on the same requests, so this is optimistic.",
+    f"- Greedy speculative outputs identical to the target's: all {len(speculative_runs)} runs, {int(speculative_runs.requests.sum())} requests "
+    f"(the whole test set included); batched and one-at-a-time answers of the targets alone identical on "
+    f"{batching['batched = one at a time'].sum()} of {batching['timed questions'].sum()} timed questions.",
+    f"- Timing stability: {int(timed_spec.unstable.sum())} of {len(timed_spec)} timed speculative runs have rounds whose speedups spread "
+    f"more than {results.UNSTABLE_SPREAD:.0%} of their median (largest spread {timed_spec.round_spread.max():.2f}).",
 ]
 if len(efficiency):
     lines.append(
         f"- Efficiency (measured / predicted speedup) over the {len(efficiency)} draft-model runs: median "
         f"{efficiency.efficiency.median():.2f} end to end (range {efficiency.efficiency.min():.2f}-{efficiency.efficiency.max():.2f}), "
-        f"{efficiency['decode efficiency'].median():.2f} after the first step (range {efficiency['decode efficiency'].min():.2f}-"
-        f"{efficiency['decode efficiency'].max():.2f}); c = {costs.c:.3f} measured in this run."
+        f"{efficiency.decode_efficiency.median():.2f} after the first step (range {efficiency.decode_efficiency.min():.2f}-"
+        f"{efficiency.decode_efficiency.max():.2f}); c = {costs.c:.3f} measured in this run."
     )
 if costs is not None:
     med = ledger.median(numeric_only=True)
@@ -665,6 +771,7 @@ if costs is not None:
         f"{own:.2f} ms."
     )
 worst = sampled.loc[sampled["p (two proportions)"].idxmin()]
+lower = int((sampled["acceptance rate"] < sampled["acceptance rate, greedy"]).sum())
 lines += [
     f"- At temperature {B.sampled_temperature}: the smallest p-value of the accuracy difference is {worst['p (two proportions)']:.2f} "
     f"({worst.level}: {worst['accuracy alone']:.2f} alone vs {worst['accuracy speculative']:.2f} speculative); "
@@ -672,7 +779,9 @@ lines += [
         "no level's difference is significant at 0.05."
         if worst["p (two proportions)"] >= 0.05
         else "a difference significant at 0.05: look at that level."
-    ),
+    )
+    + f" Acceptance sampled is below acceptance greedy on {lower} of {len(LEVELS)} levels "
+    f"({', '.join(f'{lv} {a:.2f} vs {g:.2f}' for lv, a, g in zip(sampled.level, sampled['acceptance rate'], sampled['acceptance rate, greedy'], strict=True))}).",
     f"- This run of the chapter took {minutes:.1f} minutes (measurements already made are reused, not repeated).",
 ]
 display(Markdown("\n".join(lines)))

@@ -89,6 +89,9 @@ def test_engine_interface(name, kind, target, draft, tok, prompts, greedy_refere
         else:
             assert len(g.accepted_at) == 3 and sum(g.accepted_at) == g.accepted <= g.proposed <= 3 * g.steps
             assert len(g.token_ids) == g.accepted + g.steps  # one target token per step, plus what it accepted
+            assert len(g.step_accepts) == g.steps and sum(g.step_accepts) == g.accepted
+            for position, drafted, wrote in g.rejections:  # the target's token stands where the draft's was refused
+                assert drafted != wrote and (position >= len(g.token_ids) or g.token_ids[position] == wrote)
     if kind == "draft":
         assert metrics.summarize(out)["accepted"] > 0
 
@@ -132,8 +135,9 @@ def test_native_and_assisted_agree_on_counters(target, draft, tok, prompts):
     spec = Speculative("draft_model", k=3, draft=draft)
     native = NativeEngine(target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW), spec)
     assisted = TransformersEngine(target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW), spec)
-    counters = lambda g: (g.steps, g.accepted, g.accepted_at)  # noqa: E731
+    counters = lambda g: (g.steps, g.accepted, g.accepted_at, g.step_accepts, g.rejections)  # noqa: E731
     assert [counters(g) for g in native] == [counters(g) for g in assisted]
+    assert sum(len(g.rejections) for g in native) > 0
 
 
 def test_native_and_transformers_prompt_lookup_agree_on_counters(target, tok, prompts):
@@ -172,6 +176,11 @@ def test_sampling_is_seeded(target, draft, tok, prompts):
     sampling = Sampling(max_new_tokens=12, temperature=1.0, seed=5)
     first, second = (engine.generate(prompts, sampling, spec) for _ in range(2))
     assert [g.token_ids for g in first] == [g.token_ids for g in second]
+    for g in first:  # a sampled rejection: the residual's draw stands where the draft's token was refused
+        assert len(g.rejections) <= g.steps and all(
+            g.token_ids[position] == wrote for position, _, wrote in g.rejections if position < len(g.token_ids)
+        )
+    assert any(g.rejections for g in first)
     other = engine.generate(prompts, Sampling(max_new_tokens=12, temperature=1.0, seed=6), spec)
     assert [g.token_ids for g in other] != [g.token_ids for g in first]
 

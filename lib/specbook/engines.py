@@ -91,6 +91,12 @@ class Generation:
     proposed: int = 0  # draft tokens proposed
     accepted: int = 0  # draft tokens accepted
     accepted_at: list[int] = field(default_factory=list)  # per draft position: steps that accepted it
+    # per target pass, the draft tokens it accepted; every rejection as (position in the answer, the
+    # draft's token, the target's token there); empty where the engine cannot tell (vLLM)
+    step_accepts: list[int] = field(default_factory=list)
+    rejections: list[tuple[int, int, int]] = field(default_factory=list)
+    # a request timed in several rounds (`bench.timed_requests`): each round's latency (latency_s is their median)
+    round_latencies_s: list[float] = field(default_factory=list)
     # after the first step, seconds inside the draft's and the target's forward passes (native engine; None elsewhere)
     draft_s: float | None = None
     target_s: float | None = None
@@ -320,6 +326,8 @@ class NativeEngine(_InProcess):
             proposed=r.proposed,
             accepted=r.accepted,
             accepted_at=r.accepted_at,
+            step_accepts=r.step_accepts,
+            rejections=r.rejections,
             draft_s=r.draft_s,
             target_s=r.target_s,
         )
@@ -355,10 +363,12 @@ class _StopStrings:
 
 
 class _CountingCandidates:
-    """Wraps transformers' candidate generator to count what assisted generation proposes and keeps."""
+    """Wraps transformers' candidate generator to count what assisted generation proposes and keeps,
+    and which draft token each rejection replaced with which target token."""
 
-    def __init__(self, inner, counts: Generation):
-        self.inner, self.counts, self.last = inner, counts, 0
+    def __init__(self, inner, counts: Generation, prompt_length: int):
+        self.inner, self.counts, self.prompt_length = inner, counts, prompt_length
+        self.last, self.candidates = 0, []
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -366,14 +376,21 @@ class _CountingCandidates:
     def get_candidates(self, input_ids, **kwargs):
         candidate_ids, candidate_logits = self.inner.get_candidates(input_ids, **kwargs)
         self.last = candidate_ids.shape[1] - input_ids.shape[1]
+        self.candidates = candidate_ids[0, input_ids.shape[1] :].tolist()
         return candidate_ids, candidate_logits
 
     def update_candidate_strategy(self, input_ids, scores, num_matches):
+        # called once the step's tokens are appended: the last one is the target's own
         n = int(num_matches)
         c = self.counts
         c.steps, c.proposed, c.accepted = c.steps + 1, c.proposed + self.last, c.accepted + n
+        c.step_accepts.append(n)
         for i in range(n):
             c.accepted_at[i] += 1
+        # fewer matches than candidates and another token: a rejection (at the length cap transformers
+        # also cuts candidates that were not refused)
+        if n < self.last and self.candidates[n] != (wrote := int(input_ids[0, -1])):
+            c.rejections.append((input_ids.shape[1] - 1 - self.prompt_length, self.candidates[n], wrote))
         return self.inner.update_candidate_strategy(input_ids, scores, num_matches)
 
 
@@ -399,7 +416,7 @@ class TransformersEngine(_InProcess):
             kwargs.update(prompt_lookup_num_tokens=speculative.k, max_matching_ngram_size=speculative.ngram_max)
         if speculative is not None:
             original = self.model._get_candidate_generator
-            self.model._get_candidate_generator = lambda *a, **kw: _CountingCandidates(original(*a, **kw), counts)
+            self.model._get_candidate_generator = lambda *a, **kw: _CountingCandidates(original(*a, **kw), counts, len(prompt_ids))
         if sampling.stop:
             kwargs["stopping_criteria"] = [_StopStrings(self.tokenizer, sampling.stop, len(prompt_ids))]
         ids = torch.tensor([prompt_ids], device=self.model.device)
@@ -431,6 +448,8 @@ class TransformersEngine(_InProcess):
             proposed=counts.proposed,
             accepted=counts.accepted,
             accepted_at=counts.accepted_at,
+            step_accepts=counts.step_accepts,
+            rejections=counts.rejections,
         )
 
 

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 PARAMS = NOTEBOOKS / "params"
 LIB = Path(__file__).resolve().parent
+# the published reference run's numbers, with their source (tracked in the repository, not generated)
+REFERENCE_RUN = ROOT / "data" / "reference_run.csv"
 
 
 def lib_sources(*modules: str) -> list[Path]:
@@ -102,6 +104,14 @@ class Artifacts:
     @property
     def results(self) -> Path:  # chapter 04's per-request and per-run results
         return self.root / "results"
+
+    @property
+    def analysis(self) -> Path:  # chapter 05's tables and verdicts (the README's results come from here)
+        return self.root / "analysis"
+
+    @property
+    def site(self) -> Path:  # `make book`: the executed chapters as a static website
+        return self.root / "site"
 
     def cached(self, chapter: str, name: str) -> Path:
         """A chapter's cached measurement (`stages.cached`), e.g. chapter "00_theory", name "sweep"."""

@@ -237,7 +237,7 @@ class Bench:
     sampled_rows: int  # per level: test questions the CoD pair answers at sampled_temperature, alone and speculative
     max_new_tokens: int
     bench_prompts: int  # make bench: test questions per configuration
-    rounds: int  # make bench: interleaved rounds (median reported)
+    rounds: int  # timing rounds of each timed request (chapter 04 and make bench; the median reported, the spread kept)
     sampled_temperature: float = 0.7  # besides greedy: speculative sampling must leave accuracy where it was
     ngram_max: int = 3  # prompt lookup: the longest n-gram looked up
     concurrency: list[int] = field(default_factory=lambda: [1, 4, 16, 64])  # vLLM only: max_num_seqs of the throughput sweep

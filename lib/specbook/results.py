@@ -1,28 +1,62 @@
-"""What chapter 04 writes: one CSV of requests and one JSON of metrics per run, with provenance.
+"""What chapter 04 writes and chapter 05 reads: per run, a CSV of requests, a JSONL of what each
+request wrote, and a JSON of metrics with provenance; `load_runs` reads them all back as one table.
 
-A run is one configuration (a target alone, or with a draft or prompt lookup at one K, at one
-temperature) on one level's test questions. `<run>.csv` holds a row per request (tokens, finish
-reason, correctness, time to first token, latency, draft tokens proposed and accepted, accepts
-per draft position); `<run>.json` the run's metrics and where they came from: profile, commit,
-config hash, engine, library versions and hardware. Truncated answers are counted, never dropped.
+A run is one configuration (`Run`: a target alone, or with a draft or prompt lookup at one K, at one
+temperature, on one engine) on one set of a level's test questions. `<run>.csv` holds a row per
+request (tokens, finish reason, correctness, time to first token, latency, draft tokens proposed
+and accepted, accepts per draft position); `<run>.requests.jsonl` per request the answer's text and
+token ids, each target pass's accepted count, every rejection (position in the answer, the draft's
+token, the target's) and each timing round's latency; `<run>.json` the run's fields, its metrics
+and where they came from: profile, commit, config hash, engine, library versions and hardware.
+Truncated answers are counted, never dropped.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import json
 import math
+import statistics
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from specbook import metrics, profiles
+from specbook import jsonl, metrics, profiles, stats
 from specbook.evaluation import Score
 from specbook.runinfo import commit, machine
 
 LIBRARIES = ("torch", "transformers", "peft", "trl", "vllm", "unsloth")
+# A timed run whose per-round speedups spread wider than this share of their median is unstable:
+# the machine, not the configuration, moved its timing. Set before any run was looked at.
+UNSTABLE_SPREAD = 0.10
+REQUEST_SETS = ("all", "timed", "sampled")  # the whole test set; the timed questions; the sampled questions
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What a run is, as fields of its JSON (and, joined, its file name)."""
+
+    level: str
+    target: str  # "base", or the style the target was tuned on
+    draft: str  # "alone", a draft (the untrained "base" or a distillation method), or "ngram" (prompt lookup)
+    k: int  # draft tokens per step; 0 alone
+    temperature: float
+    engine: str
+    request_set: str  # which of a level's test questions: one of REQUEST_SETS
+
+    def __post_init__(self):
+        if self.request_set not in REQUEST_SETS:
+            raise ValueError(f"request_set is {self.request_set!r}; it must be one of {', '.join(REQUEST_SETS)}")
+        if (self.draft == "alone") != (self.k == 0):
+            raise ValueError(f"draft {self.draft!r} with k = {self.k}: a target alone has k = 0, a speculative run k >= 1")
+
+    @property
+    def name(self) -> str:
+        k = f"_k{self.k}" if self.k else ""
+        return f"{self.level}_{self.target}_{self.draft}{k}_t{f'{self.temperature:g}'.replace('.', '')}_{self.request_set}"
 
 
 def request_rows(score: Score, plain: Score | None = None) -> list[dict]:
@@ -65,6 +99,8 @@ def run_metrics(score: Score, plain: Score | None = None) -> dict:
         **metrics.summarize(score.generations),
         "latency_median_s": float(np.median(latencies)) if latencies else math.nan,
         "latency_p90_s": float(np.percentile(latencies, 90)) if latencies else math.nan,
+        # the first step's share of the time (it also reads the prompt, which speculation does not shorten)
+        "prompt_pass_share": sum(g.ttft_s or 0.0 for g in score.generations) / sum(latencies) if latencies and sum(latencies) else math.nan,
     }
     if plain is not None:
         differ = [
@@ -73,6 +109,26 @@ def run_metrics(score: Score, plain: Score | None = None) -> dict:
         out["identical_to_plain"] = (score.n - len(differ)) / score.n if score.n else math.nan
         out["differing_ids"] = differ
     return out
+
+
+def speedup(plain: Score, speculative: Score, seed: int = 0) -> dict:
+    """Speedup of `speculative` over `plain` on the same requests: the median per-request latency
+    ratio with its bootstrap 95 % interval; and, for requests timed in rounds, each round's own
+    median ratio, their spread ((max - min) / median) and whether it exceeds UNSTABLE_SPREAD."""
+    a, b = plain.generations, speculative.generations
+    ratio, low, high = stats.bootstrap_median_ratio([g.latency_s for g in a], [g.latency_s for g in b], seed=seed)
+    rounds = min((len(g.round_latencies_s) for g in [*a, *b]), default=0)
+    per_round = [
+        statistics.median(p.round_latencies_s[r] / s.round_latencies_s[r] for p, s in zip(a, b, strict=True)) for r in range(rounds)
+    ]
+    spread = (max(per_round) - min(per_round)) / statistics.median(per_round) if len(per_round) > 1 else math.nan
+    return {
+        "speedup": ratio,
+        "speedup_ci": [low, high],
+        "speedup_rounds": per_round,
+        "round_spread": spread,
+        "unstable": bool(spread > UNSTABLE_SPREAD),
+    }
 
 
 def provenance(profile: profiles.Profile, engine: str, settings: dict) -> dict:
@@ -96,19 +152,86 @@ def provenance(profile: profiles.Profile, engine: str, settings: dict) -> dict:
     }
 
 
-def write(directory: str | Path, run: str, rows: list[dict], run_metrics: dict, source: dict) -> Path:
-    """`directory`/<run>.csv (the rows) and <run>.json (metrics and provenance); returns the JSON's path."""
+def write(directory: str | Path, run: Run, score: Score, run_metrics: dict, source: dict, plain: Score | None = None) -> Path:
+    """`directory`/<name>.csv (`request_rows`), <name>.requests.jsonl (what each request wrote) and
+    <name>.json (the run's fields, metrics and provenance); returns the JSON's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    rows = request_rows(score, plain)
     columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's keys, first seen first
-    with open(directory / f"{run}.csv", "w", newline="") as f:
+    with open(directory / f"{run.name}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         writer.writerows(rows)
-    path = directory / f"{run}.json"
-    record = _strict({"run": run, "metrics": run_metrics, "provenance": source})
+    written = [
+        {
+            "id": a["id"],
+            "text": g.text,
+            "token_ids": g.token_ids,
+            "step_accepts": g.step_accepts,
+            "rejections": [list(r) for r in g.rejections],
+            "round_latencies_s": g.round_latencies_s,
+        }
+        for a, g in zip(score.answers, score.generations, strict=True)
+    ]
+    jsonl.write(directory / f"{run.name}.requests.jsonl", written)
+    path = directory / f"{run.name}.json"
+    record = _strict({"run": run.name, **dataclasses.asdict(run), "metrics": run_metrics, "provenance": source})
     path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
     return path
+
+
+def load_runs(directory: str | Path):
+    """Every run in `directory` as one table (pandas), a row per run: its fields (`Run`), its metrics
+    (an interval `x_ci` as `x_low` and `x_high`) and its provenance (profile, config hash, commit)."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(directory).glob("*.json")):
+        record = json.loads(path.read_text())
+        if "request_set" not in record:
+            raise ValueError(f"{path} has no run fields (written by older code): run chapter 04 again (make run-all NB=04 FORCE=1)")
+        row = {"run": record["run"], **{f.name: record[f.name] for f in dataclasses.fields(Run)}}
+        for key, value in record["metrics"].items():
+            if key.endswith("_ci"):
+                row[f"{key[:-3]}_low"], row[f"{key[:-3]}_high"] = value
+            else:
+                row[key] = value
+        row.update({key: record["provenance"].get(key) for key in ("profile", "config_hash", "commit")})
+        rows.append(row)
+    if not rows:
+        raise FileNotFoundError(f"no runs in {directory}: chapter 04 writes them (make run-all NB=04)")
+    return pd.DataFrame(rows).sort_values(
+        ["request_set", "level", "target", "draft", "k", "temperature"], key=_book_order, ignore_index=True
+    )
+
+
+def _book_order(column):
+    """Rows in the book's order: levels easy to hard, the base target before the tuned ones, a target
+    alone before its drafts (others keep their own order)."""
+    from specbook.distillation import METHODS
+    from specbook.profiles import LEVELS
+    from specbook.styles import STYLES
+
+    order = {"level": LEVELS, "target": ("base", *STYLES), "draft": ("alone", "base", *METHODS, "ngram"), "request_set": REQUEST_SETS}
+    known = order.get(column.name)
+    return column.map(lambda v: known.index(v) if v in known else len(known)) if known else column
+
+
+def load_requests(directory: str | Path, run: str):
+    """One run's requests (pandas): the CSV's columns and what each request wrote (`write`)."""
+    import pandas as pd
+
+    directory = Path(directory)
+    table = pd.read_csv(directory / f"{run}.csv", dtype={"id": str, "gold": str, "predicted": str})
+    written = pd.DataFrame(jsonl.read(directory / f"{run}.requests.jsonl")).astype({"id": str})
+    return table.merge(written, on="id", validate="one_to_one")
+
+
+def provenance_line(runs) -> str:
+    """Where the rows of a `load_runs` table come from: profile, config hash and commit(s)."""
+    values = {key: ", ".join(sorted(set(map(str, runs[key])))) for key in ("profile", "config_hash", "commit")}
+    return f"results of profile {values['profile']} · config {values['config_hash']} · commit {values['commit']}"
 
 
 def _strict(value):

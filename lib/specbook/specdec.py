@@ -124,6 +124,10 @@ class SpeculativeResult:
     accepted: int = 0  # draft tokens accepted
     steps: int = 0  # target verification passes
     accepted_at: list[int] = field(default_factory=list)  # per draft position, acceptances
+    # per target pass, the draft tokens it accepted; and every rejection as (position in the answer,
+    # the draft's token, the token the target wrote there instead): what chapter 05's analysis reads
+    step_accepts: list[int] = field(default_factory=list)
+    rejections: list[tuple[int, int, int]] = field(default_factory=list)
     ttft_s: float = 0.0
     latency_s: float = 0.0
     # after the first step (the decoding the cost model describes): seconds inside the draft's
@@ -257,6 +261,8 @@ def generate(
             while n_accepted < n and proposals[n_accepted] == choices[n_accepted]:
                 n_accepted += 1
             token = choices[n_accepted]
+            if n_accepted < n:
+                result.rejections.append((len(seq) - n_prompt + n_accepted, proposals[n_accepted], token))
         else:
             p_dists = probabilities(logits, temperature, top_p)
             for i, x in enumerate(proposals):
@@ -266,12 +272,14 @@ def generate(
                     n_accepted += 1
                 else:
                     token = draw(residual_distribution(p_dists[i], q))  # a fresh draw
+                    result.rejections.append((len(seq) - n_prompt + i, x, token))
                     break
             if token is None:
                 token = draw(p_dists[n])  # all accepted: the bonus token
         for i in range(n_accepted):
             result.accepted_at[i] += 1
         result.steps += 1
+        result.step_accepts.append(n_accepted)
         result.proposed += n
         result.accepted += n_accepted
         tgt.keep(len(seq) + n_accepted)

@@ -1,5 +1,7 @@
 """Statistics the book reports: intervals on accuracies and speedups, tests on distributions and
-on paired outcomes. One copy of each, used by the chapters and the tests alike."""
+on paired outcomes. One copy of each, used by the chapters and the tests alike; scipy.stats does
+the work wherever it has the test (Wilson through `binomtest`, the bootstrap, Wilcoxon, McNemar's
+binomial), and this module only names the book's uses of them."""
 
 from __future__ import annotations
 
@@ -9,14 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion (95 % by default); sound near 0 and 1."""
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion (scipy's `binomtest`); sound near 0 and 1."""
+    from scipy.stats import binomtest
+
     if n == 0:
         return (math.nan, math.nan)
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
 
 
 def chi_square_p(counts: Sequence[float], probs: Sequence[float], min_expected: float = 5.0) -> float:
@@ -61,6 +63,38 @@ def two_proportions_p(correct_a: int, n_a: int, correct_b: int, n_b: int) -> flo
     return float(fisher_exact([[correct_a, n_a - correct_a], [correct_b, n_b - correct_b]]).pvalue)
 
 
+def paired_bootstrap(
+    statistic, *samples: Sequence[float], resamples: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """statistic(*samples) and its percentile bootstrap interval (scipy.stats.bootstrap), the samples
+    resampled together item by item (paired: item i of each is one request or one problem).
+    `statistic` takes the samples as arrays and an `axis` keyword (vectorized, as scipy wants)."""
+    from scipy.stats import bootstrap
+
+    arrays = [np.asarray(s, dtype=float) for s in samples]
+    if len({a.size for a in arrays}) > 1:
+        raise ValueError(f"samples of {', '.join(str(a.size) for a in arrays)} items: pair them by item")
+    if arrays[0].size == 0:
+        return (math.nan, math.nan, math.nan)
+    estimate = float(statistic(*arrays, axis=-1))
+    if arrays[0].size == 1 or all(np.all(a == a[0]) for a in arrays):  # nothing varies: the interval is the point
+        return (estimate, estimate, estimate)
+    ci = bootstrap(
+        arrays,
+        statistic,
+        paired=True,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    return (estimate, float(ci.low), float(ci.high))
+
+
+def _median_ratio(numerators, denominators, axis=-1):
+    return np.median(numerators / denominators, axis=axis)
+
+
 def bootstrap_median_ratio(
     numerators: Sequence[float], denominators: Sequence[float], samples: int = 10_000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:
@@ -68,11 +102,17 @@ def bootstrap_median_ratio(
     latency of the same request) and its percentile bootstrap interval, resampling items."""
     if len(numerators) != len(denominators):
         raise ValueError(f"{len(numerators)} numerators for {len(denominators)} denominators: pair them by item")
-    ratios = np.asarray(numerators, dtype=float) / np.asarray(denominators, dtype=float)
-    if ratios.size == 0:
-        return (math.nan, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    medians = np.median(ratios[rng.integers(0, ratios.size, (samples, ratios.size))], axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(medians, [tail, 100 - tail])
-    return (float(np.median(ratios)), float(low), float(high))
+    return paired_bootstrap(_median_ratio, numerators, denominators, resamples=samples, confidence=confidence, seed=seed)
+
+
+def wilcoxon_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank test that paired values (e.g. tokens of two targets' answers to
+    the same problems) differ; 1.0 when every pair is equal."""
+    from scipy.stats import wilcoxon
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"{a.size} values against {b.size}: pair them by item")
+    if np.all(a == b):
+        return 1.0
+    return float(wilcoxon(a, b).pvalue)

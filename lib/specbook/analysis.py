@@ -1,0 +1,185 @@
+"""Chapter 05's answers: a verdict per question and level, each from a named test on paired data,
+and what the drafts miss (the target's token at each rejection, by class and by position).
+
+The rules are fixed here, before any result is read:
+- A test decides at 95 % (p < 0.05, or an interval that excludes the null); otherwise "not shown".
+- Accuracy is compared only on a level both tuned targets learnt (each beats the base target by
+  McNemar's test); elsewhere every accuracy comparison is "not shown", whatever its interval.
+- CoD is "as accurate" as CoT when the 95 % interval of the paired accuracy difference (CoD - CoT)
+  lies above -AS_ACCURATE_MARGIN.
+- A speedup whose timing rounds disagree (`results.UNSTABLE_SPREAD`) is reported as unstable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from specbook import stats
+
+AS_ACCURATE_MARGIN = 0.05  # five percentage points: the most CoD may lose and still be "as accurate"
+TOKEN_CLASSES = ("digits", "operators", "words", "formatting", "end of answer")
+_OPERATORS = re.compile(r"^[\s+\-*/=×÷^()<>%]+$")
+
+
+def _verdict(question: str, level: str, verdict: str, test: str, estimate: str, p: float | None = None) -> dict:
+    return {"question": question, "level": level, "verdict": verdict, "test": test, "estimate": estimate, "p": p}
+
+
+def fine_tuning(level: str, target: str, base: Sequence[bool], tuned: Sequence[bool]) -> dict:
+    """Does tuning raise accuracy? Exact McNemar test on the same problems, base vs tuned."""
+    p = stats.mcnemar_p(base, tuned)
+    a, b = float(np.mean(base)), float(np.mean(tuned))
+    verdict = "not shown" if p >= 0.05 else ("raises accuracy" if b > a else "lowers accuracy")
+    return _verdict(f"1. tuning on {target} raises accuracy", level, verdict, "McNemar exact, paired", f"{a:.3f} → {b:.3f}", p)
+
+
+def speculation_faster(level: str, target: str, k: int, speedup: float, low: float, high: float, unstable: bool) -> dict:
+    """Is speculation faster? The bootstrap 95 % interval of the median per-request speedup."""
+    verdict = "faster" if low > 1 else ("slower" if high < 1 else "not shown")
+    if unstable:
+        verdict += " (unstable timing: its rounds disagree)"
+    test = "bootstrap 95 % interval, median per-request latency ratio"
+    return _verdict(f"2a. speculation (K = {k}) is faster, {target}", level, verdict, test, f"{speedup:.2f}x [{low:.2f}-{high:.2f}]")
+
+
+def speculation_unchanged(level: str, target: str, identical: float, alone: Sequence[bool], speculative: Sequence[bool]) -> dict:
+    """Does speculation change what the target writes? The share of answers identical token for
+    token, and the paired accuracy difference with its bootstrap interval."""
+    diff, low, high = stats.paired_bootstrap(_mean_difference, alone, speculative)
+    verdict = "changes nothing (every answer identical)" if identical == 1 else f"changed {1 - identical:.1%} of the answers"
+    test = "identity on every problem; bootstrap 95 % interval of the paired accuracy difference"
+    return _verdict(
+        f"2b. speculation changes nothing, {target}",
+        level,
+        verdict,
+        test,
+        f"identical {identical:.3f}; Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]",
+    )
+
+
+def cod_shorter(level: str, cot_tokens: Sequence[float], cod_tokens: Sequence[float]) -> dict:
+    """Are CoD answers shorter? Wilcoxon signed-rank test on the tokens of both targets' answers to the same problems."""
+    p = stats.wilcoxon_p(cod_tokens, cot_tokens)
+    ratio = float(np.sum(cod_tokens) / np.sum(cot_tokens))
+    verdict = "not shown" if p >= 0.05 else ("shorter" if ratio < 1 else "longer")
+    return _verdict("3a. CoD answers are shorter", level, verdict, "Wilcoxon signed-rank, paired", f"CoD / CoT tokens {ratio:.2f}", p)
+
+
+def _acceptance_difference(acc_cot, prop_cot, acc_cod, prop_cod, axis=-1):
+    return np.sum(acc_cod, axis=axis) / np.sum(prop_cod, axis=axis) - np.sum(acc_cot, axis=axis) / np.sum(prop_cot, axis=axis)
+
+
+def cod_better_accepted(level: str, cot: tuple[Sequence[int], Sequence[int]], cod: tuple[Sequence[int], Sequence[int]]) -> dict:
+    """Are CoD drafts better accepted? Bootstrap 95 % interval of the acceptance difference (CoD -
+    CoT), problems resampled together; each side is (accepted, proposed) per problem."""
+    diff, low, high = stats.paired_bootstrap(_acceptance_difference, *cot, *cod)
+    verdict = "better accepted" if low > 0 else ("worse accepted" if high < 0 else "not shown")
+    test = "bootstrap 95 % interval of the acceptance difference, paired by problem"
+    return _verdict("3b. CoD drafts are better accepted", level, verdict, test, f"Δ acceptance {diff:+.3f} [{low:+.3f}, {high:+.3f}]")
+
+
+def _mean_difference(a, b, axis=-1):
+    return np.mean(b, axis=axis) - np.mean(a, axis=axis)
+
+
+def cod_as_accurate(level: str, cot: Sequence[bool], cod: Sequence[bool], learnt: bool) -> dict:
+    """Is CoD as accurate as CoT? Non-inferiority at AS_ACCURATE_MARGIN: the bootstrap 95 % interval
+    of the paired difference (CoD - CoT) against -margin, with McNemar's p beside it; only on a level
+    both targets learnt."""
+    diff, low, high = stats.paired_bootstrap(_mean_difference, cot, cod)
+    p = stats.mcnemar_p(cot, cod)
+    if not learnt:
+        verdict = "not shown: the targets did not both learn this level"
+    elif low > 0:
+        verdict = "more accurate"
+    elif low > -AS_ACCURATE_MARGIN:
+        verdict = f"as accurate (within {AS_ACCURATE_MARGIN:.0%})"
+    elif high < -AS_ACCURATE_MARGIN:
+        verdict = "less accurate"
+    else:
+        verdict = "not shown: the interval is too wide"
+    test = f"non-inferiority, margin {AS_ACCURATE_MARGIN:.0%}: bootstrap 95 % interval of the paired difference; McNemar p"
+    return _verdict("3c. CoD is as accurate as CoT", level, verdict, test, f"Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]", p)
+
+
+def best_k_held_out(plain: Sequence[float], by_k: dict[int, Sequence[float]], seed: int = 0) -> dict:
+    """The best K chosen on the even-numbered timed requests (by median latency ratio) and its
+    speedup measured on the odd-numbered ones, with a bootstrap interval: a choice not graded on
+    the requests that made it."""
+    plain = np.asarray(plain, dtype=float)
+    choose = {k: float(np.median(plain[0::2] / np.asarray(lat, dtype=float)[0::2])) for k, lat in by_k.items()}
+    k = max(choose, key=choose.get)
+    speedup, low, high = stats.bootstrap_median_ratio(plain[1::2], np.asarray(by_k[k], dtype=float)[1::2], seed=seed)
+    return {"k": k, "chosen_on": len(plain[0::2]), "reported_on": len(plain[1::2]), "speedup": speedup, "low": low, "high": high}
+
+
+def token_class(text: str, end_of_answer: bool = False) -> str:
+    """digits, operators (+ - * / = and the like), words (any letter), formatting (whitespace,
+    punctuation), or end of answer (the end-of-sequence token)."""
+    if end_of_answer:
+        return "end of answer"
+    stripped = text.strip()
+    if stripped and stripped.isdigit():
+        return "digits"
+    if stripped and _OPERATORS.match(stripped):
+        return "operators"
+    if any(c.isalpha() for c in stripped):
+        return "words"
+    return "formatting"
+
+
+def rejections(requests, tokenizer, eos_ids: set[int]):
+    """One row per rejection that counts (inside the answer as kept): the position, its share of the
+    answer's length, the draft's token and the target's, as text, and the class of the target's
+    token (what the draft missed). `requests`: a run's `results.load_requests` table."""
+    import pandas as pd
+
+    rows = []
+    for r in requests.itertuples(index=False):
+        n = len(r.token_ids)
+        for position, drafted, wrote in r.rejections:
+            if position < n:
+                rows.append(
+                    {
+                        "id": r.id,
+                        "position": position,
+                        "relative position": position / n,
+                        "draft token": tokenizer.decode([drafted]),
+                        "target token": tokenizer.decode([wrote]),
+                        "missed class": token_class(tokenizer.decode([wrote]), wrote in eos_ids),
+                    }
+                )
+    return pd.DataFrame(rows, columns=["id", "position", "relative position", "draft token", "target token", "missed class"])
+
+
+def class_counts(requests, tokenizer, eos_ids: set[int]) -> dict[str, int]:
+    """How many of the answers' tokens fall in each class: the base rate a miss rate is read against."""
+    counts = dict.fromkeys(TOKEN_CLASSES, 0)
+    for ids in requests.token_ids:
+        for t in ids:
+            counts[token_class(tokenizer.decode([t]), t in eos_ids)] += 1
+    return counts
+
+
+def miss_rates(missed, counts: dict[str, int]):
+    """Per class: the share of all misses, and misses per 100 answer tokens of that class."""
+    import pandas as pd
+
+    total = max(1, len(missed))
+    per_class = missed["missed class"].value_counts()
+    return pd.DataFrame(
+        [
+            {
+                "class": c,
+                "misses": int(per_class.get(c, 0)),
+                "share of misses": per_class.get(c, 0) / total,
+                "answer tokens": counts[c],
+                "misses per 100 tokens": 100 * per_class.get(c, 0) / counts[c] if counts[c] else math.nan,
+            }
+            for c in TOKEN_CLASSES
+        ]
+    )

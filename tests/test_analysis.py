@@ -1,0 +1,89 @@
+"""Chapter 05's verdicts on data made to answer each way, and the rejection analysis on a known run."""
+
+import pandas as pd
+
+from specbook import analysis
+
+
+def test_fine_tuning_verdict_follows_mcnemar():
+    base = [False] * 50
+    assert analysis.fine_tuning("easy", "CoT", base, [True] * 20 + [False] * 30)["verdict"] == "raises accuracy"
+    assert analysis.fine_tuning("hard", "CoT", base, [True] * 2 + [False] * 48)["verdict"] == "not shown"  # 2 of 50: p = 0.5
+    assert analysis.fine_tuning("easy", "CoT", [True] * 20 + [False] * 30, base)["verdict"] == "lowers accuracy"
+
+
+def test_speculation_verdicts():
+    assert analysis.speculation_faster("easy", "CoD", 5, 2.0, 1.7, 2.2, False)["verdict"] == "faster"
+    assert analysis.speculation_faster("easy", "CoD", 5, 1.05, 0.97, 1.1, False)["verdict"] == "not shown"
+    assert analysis.speculation_faster("easy", "CoD", 5, 0.8, 0.7, 0.9, True)["verdict"] == "slower (unstable timing: its rounds disagree)"
+    same = analysis.speculation_unchanged("easy", "CoD", 1.0, [True, False] * 10, [True, False] * 10)
+    assert same["verdict"] == "changes nothing (every answer identical)" and "Δ acc +0.000 [+0.000, +0.000]" in same["estimate"]
+    assert (
+        analysis.speculation_unchanged("easy", "CoD", 0.95, [True] * 20, [True] * 19 + [False])["verdict"] == "changed 5.0% of the answers"
+    )
+
+
+def test_cod_shorter_and_better_accepted():
+    cot, cod = [100 + i for i in range(30)], [60 + i for i in range(30)]
+    assert analysis.cod_shorter("easy", cot, cod)["verdict"] == "shorter"
+    assert analysis.cod_shorter("easy", cot, cot)["verdict"] == "not shown"
+    proposed = [10] * 40
+    better = analysis.cod_better_accepted("easy", ([6] * 40, proposed), ([9] * 40, proposed))
+    assert better["verdict"] == "better accepted" and better["estimate"].startswith("Δ acceptance +0.300")
+    noisy = analysis.cod_better_accepted("easy", ([6, 9] * 20, proposed), ([9, 6] * 20, proposed))
+    assert noisy["verdict"] == "not shown"
+
+
+def test_as_accurate_uses_the_margin_stated_up_front_and_only_where_both_targets_learnt():
+    cot = [True] * 60 + [False] * 40
+    close = [True] * 59 + [False] * 41  # one problem fewer: inside the margin, the interval narrow
+    assert analysis.cod_as_accurate("easy", cot, close, learnt=True)["verdict"] == "as accurate (within 5%)"
+    assert analysis.cod_as_accurate("easy", cot, close, learnt=False)["verdict"] == "not shown: the targets did not both learn this level"
+    worse = [True] * 20 + [False] * 80
+    assert analysis.cod_as_accurate("easy", cot, worse, learnt=True)["verdict"] == "less accurate"
+    better = [True] * 95 + [False] * 5
+    assert analysis.cod_as_accurate("easy", cot, better, learnt=True)["verdict"] == "more accurate"
+
+
+def test_best_k_is_chosen_on_half_and_reported_on_the_other():
+    plain = [2.0] * 8
+    # K = 2 looks best on the even requests (chosen there) but is only 1.5x on the odd ones
+    by_k = {1: [1.6, 1.6] * 4, 2: [1.0, 4 / 3] * 4}
+    best = analysis.best_k_held_out(plain, by_k)
+    assert best["k"] == 2 and best["speedup"] == 1.5 and (best["chosen_on"], best["reported_on"]) == (4, 4)
+
+
+class Letters:
+    """A tokenizer whose token i is the i-th string of VOCAB."""
+
+    VOCAB = ["3", " * ", "2", "=", "6", "\n", "Total", ":", "<eos>", " ducks"]
+
+    def decode(self, ids):
+        return "".join(self.VOCAB[i] for i in ids)
+
+
+def test_rejections_are_read_by_the_class_of_the_missed_token():
+    assert [analysis.token_class(t) for t in ["12", " + ", "Total", "\n", ":"]] == [
+        "digits",
+        "operators",
+        "words",
+        "formatting",
+        "formatting",
+    ]
+    assert analysis.token_class("", end_of_answer=True) == "end of answer"
+    requests = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "token_ids": [[0, 1, 2, 3, 4, 5, 8], [6, 7, 0, 8]],
+            # a: the draft wrote "3" where the target wrote "6"; b: "\n" for the end; one past the answer's end is dropped
+            "rejections": [[[4, 0, 4]], [[3, 5, 8], [9, 2, 2]]],
+        }
+    )
+    missed = analysis.rejections(requests, Letters(), eos_ids={8})
+    assert list(missed["missed class"]) == ["digits", "end of answer"] and list(missed["draft token"]) == ["3", "\n"]
+    assert list(missed["relative position"]) == [4 / 7, 3 / 4]
+    counts = analysis.class_counts(requests, Letters(), eos_ids={8})
+    assert counts == {"digits": 4, "operators": 2, "words": 1, "formatting": 2, "end of answer": 2}
+    rates = analysis.miss_rates(missed, counts).set_index("class")
+    assert rates.loc["digits", "misses"] == 1 and rates.loc["digits", "misses per 100 tokens"] == 25.0
+    assert rates.loc["end of answer", "share of misses"] == 0.5 and rates.loc["words", "misses"] == 0
