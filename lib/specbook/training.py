@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING
 from specbook import models
 from specbook.prompts import STUDENT_SYSTEM, chat_prompt
 from specbook.stages import Stage, file_hash
+
+TRAINING_LOG = "log.jsonl"  # in a fine-tune's checkpoints folder: every log dict the Trainer wrote
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -180,6 +183,12 @@ def finetune(
     class TrainingBar(ProgressCallback):
         def on_prediction_step(self, *args, **kwargs):
             pass  # no evaluation bar nested under the training bar: its cursor moves leave escape codes in a notebook
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            # the Trainer's log dicts go to the run's log file, not into the chapter (its loss curves show them)
+            if state.is_world_process_zero and logs:
+                with open(checkpoints / TRAINING_LOG, "a") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
     for shown in (NotebookProgressCallback, ProgressCallback):
         trainer.remove_callback(shown)
