@@ -226,8 +226,10 @@ plt.show()
 #
 # The first `distill.test_rows` test questions of each level (never trained on by target or draft),
 # greedy, through the profile's engine with speculation at K = `distill.k`, one request at a time.
-# Greedy acceptance does not depend on compiling, so the in-process engine runs eagerly here
-# (compiling 24 drafts would cost minutes; chapter 04 times them compiled). Per draft: the
+# The in-process engine runs eagerly here: compiled and eager decoding write the same tokens with the
+# same counters on the test suite's small models (`tests/test_engines.py`; not re-measured here), and
+# compiling 24 drafts would cost minutes (chapter 04 times them compiled). K = `distill.k` here may
+# differ from chapter 04's K = `bench.k`, and acceptance depends on K. Per draft: the
 # acceptance rate (accepted / proposed draft tokens, vLLM's definition), the mean acceptance length
 # (tokens per target pass), the share of steps that accepted the i-th draft token, and α
 # (`metrics.estimate_alpha`) with E(α, K), the tokens per step the i.i.d. model expects.
