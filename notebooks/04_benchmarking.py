@@ -243,9 +243,10 @@ else:
 # rounds, the configurations taking turns within each round; a request's latency is the median of
 # its rounds, and each round's own speedup is kept: a run whose rounds disagree by more than
 # `results.UNSTABLE_SPREAD` of their median is marked unstable. Each run is graded, compared token
-# by token with the target alone, and written to `data/<profile>/results/`. On the tiny profile the
-# timed questions are the first 12 of each level's 200 (three rounds of every configuration: the
-# chapter's time budget), so a speedup's interval is wide; accuracy always uses the whole test set.
+# by token with the target alone, and written to `data/<profile>/results/`. The timed questions are
+# the first `bench.timing_rows` of each level (on tiny 10 of 200, down from 14 when each was timed
+# once: three rounds of every configuration must fit the chapter's time budget), so a speedup's
+# interval is wide; accuracy always uses the whole test set.
 
 
 # %%
