@@ -12,6 +12,15 @@ def test_fine_tuning_verdict_follows_mcnemar():
     assert analysis.fine_tuning("easy", "CoT", [True] * 20 + [False] * 30, base)["verdict"] == "lowers accuracy"
 
 
+def test_a_level_counts_as_learnt_only_where_losing_the_margin_would_show():
+    base = [False] * 200
+    tuned = [True] * 120 + [False] * 80
+    assert analysis.learnt(analysis.fine_tuning("easy", "CoT", base, tuned), tuned)
+    barely = [True] * 6 + [False] * 194  # 3 %: beats a base at 0 % (McNemar p = 0.03), but below the 5-point margin
+    assert analysis.fine_tuning("medium", "CoT", base, barely)["verdict"] == "raises accuracy"
+    assert not analysis.learnt(analysis.fine_tuning("medium", "CoT", base, barely), barely)
+
+
 def test_speculation_verdicts():
     assert analysis.speculation_faster("easy", "CoD", 5, 2.0, 1.7, 2.2, False)["verdict"] == "faster"
     assert analysis.speculation_faster("easy", "CoD", 5, 1.05, 0.97, 1.1, False)["verdict"] == "not shown"
