@@ -382,9 +382,10 @@ for level in LEVELS:
         own = list(accuracy[level, style]["runs"].generations)
         for i, g in zip(differ, made["runs"]["alone, batch 1"].generations if differ else [], strict=True):
             own[i] = g
-        m = {**results.run_metrics(spec, evaluation.grade(tests[level], own)), "differ_from_batched": len(differ)}
+        own = evaluation.grade(tests[level], own)
+        m = {**results.run_metrics(spec, own), "differ_from_batched": len(differ)}
         run = results.Run(level, style, "distilled", B.k, 0.0, P.engine.kind, "all")
-        results.write(A.results, run, spec, m, made["provenance"], evaluation.grade(tests[level], own))
+        results.write(A.results, run, spec, m, made["provenance"], own)
 runs = results.load_runs(A.results)
 whole_table = runs[(runs.request_set == "all") & (runs.k > 0)]
 display(
@@ -588,33 +589,20 @@ plt.show()
 # %%
 sweep = timed_table[(timed_table.target == "CoD") & (timed_table.draft == "distilled")].sort_values("k")
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+figures.speedup_against_k(axes[0], sweep)
+axes[0].set(title="CoD target + distilled draft")
 for i, level in enumerate(LEVELS):
     part = sweep[sweep.level == level]
     color = figures.PALETTE[i]
-    axes[0].errorbar(
-        part.k,
-        part.speedup,
-        yerr=[part.speedup - part.speedup_low, part.speedup_high - part.speedup],
-        marker="o",
-        capsize=2,
-        color=color,
-        label=f"{level}, measured",
-    )
-    shaky = part[part.unstable]
-    axes[0].plot(shaky.k, shaky.speedup, "o", markerfacecolor="white", color=color)
-    if part.predicted_speedup.notna().any():
-        axes[0].plot(part.k, part.predicted_speedup, "--", color=color, label=f"{level}, predicted")
     alpha = part[part.k == B.k].alpha.iloc[0]
     ks = range(1, max(B.ks) + 1)
     axes[1].plot(part.k, part.mean_acceptance_length, "o", color=color, label=f"{level}, measured")
     axes[1].plot(
         ks, [metrics.expected_tokens_per_step(alpha, k) for k in ks], "-", color=color, alpha=0.6, label=f"{level}, E(α = {alpha:.2f}, K)"
     )
-axes[0].axhline(1.0, color="0.3", lw=0.8)
-axes[0].set(xlabel="K (draft tokens per step)", ylabel="speedup over the target alone", title="CoD target + distilled draft")
 axes[1].set(xlabel="K (draft tokens per step)", ylabel="tokens per target pass", title="Acceptance length against E(α, K)")
+figures.integer_ticks((axes[1], "x"))
 for ax in axes:
-    figures.integer_ticks((ax, "x"))
     ax.legend(fontsize=7)
 fig.tight_layout()
 figures.save(fig, profile, "04_k_sweep")

@@ -49,6 +49,7 @@ from specbook.runinfo import quiet_known_warnings
 
 quiet_known_warnings()  # first: some libraries warn as they load
 
+import functools
 import json
 import time
 
@@ -80,11 +81,15 @@ engine = runs.engine.iloc[0]
 print(stamp(profile), "·", len(runs), "runs of chapter 04 ·", SOURCE)
 
 
+runs_by_name = runs.set_index("run")
+
+
 def run_of(level, target, draft="alone", k=0, request_set="all"):
     """One run's row of the table of runs."""
-    return runs.set_index("run").loc[results.Run(level, target, draft, k, 0.0, engine, request_set).name]
+    return runs_by_name.loc[results.Run(level, target, draft, k, 0.0, engine, request_set).name]
 
 
+@functools.cache  # several sections read the same runs: each file once
 def requests_of(level, target, draft="alone", k=0, request_set="all"):
     """One run's requests, in the test set's order."""
     return results.load_requests(A.results, results.Run(level, target, draft, k, 0.0, engine, request_set).name)
@@ -322,26 +327,9 @@ plt.show()
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-sweep = runs[(runs.request_set == "timed") & (runs.target == "cod") & (runs.draft == "distilled")].sort_values("k")
-for i, level in enumerate(LEVELS):
-    part = sweep[sweep.level == level]
-    color = figures.PALETTE[i]
-    axes[0].errorbar(
-        part.k,
-        part.speedup,
-        yerr=[part.speedup - part.speedup_low, part.speedup_high - part.speedup],
-        marker="o",
-        capsize=2,
-        color=color,
-        label=f"{level}, measured",
-    )
-    shaky = part[part.unstable]
-    axes[0].plot(shaky.k, shaky.speedup, "o", markerfacecolor="white", color=color)
-    if part.predicted_speedup.notna().any():
-        axes[0].plot(part.k, part.predicted_speedup, "--", color=color, label=f"{level}, model")
-axes[0].axhline(1.0, color="0.3", lw=0.8)
-axes[0].set(title="CoD target + distilled draft", xlabel="K (draft tokens per step)", ylabel="speedup (95 % interval)")
-figures.integer_ticks((axes[0], "x"))
+sweep = runs[(runs.request_set == "timed") & (runs.target == "cod") & (runs.draft == "distilled")]
+figures.speedup_against_k(axes[0], sweep)
+axes[0].set(title="CoD target + distilled draft")
 axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 latency = pd.concat(
     [

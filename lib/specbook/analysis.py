@@ -154,14 +154,15 @@ def rejections(requests, tokenizer, eos_ids: set[int]):
         n = len(r.token_ids)
         for position, drafted, wrote in r.rejections:
             if position < n:
+                missed = tokenizer.decode([wrote])
                 rows.append(
                     {
                         "id": r.id,
                         "position": position,
                         "relative position": position / n,
                         "draft token": tokenizer.decode([drafted]),
-                        "target token": tokenizer.decode([wrote]),
-                        "missed class": token_class(tokenizer.decode([wrote]), wrote in eos_ids),
+                        "target token": missed,
+                        "missed class": token_class(missed, wrote in eos_ids),
                     }
                 )
     return pd.DataFrame(rows, columns=["id", "position", "relative position", "draft token", "target token", "missed class"])

@@ -47,6 +47,26 @@ def integer_ticks(*axes_and_which) -> None:
         getattr(ax, f"{which}axis").set_major_locator(MaxNLocator(integer=True))
 
 
+def speedup_against_k(ax, sweep) -> None:
+    """Measured speedup against K per level (95 % interval; a hollow marker: an unstable run) and,
+    where costs were measured, the model's prediction. `sweep`: rows of `results.load_runs` for one
+    target and draft, every K."""
+    from specbook.profiles import LEVELS
+
+    for i, level in enumerate(LEVELS):
+        part = sweep[sweep.level == level].sort_values("k")
+        color = PALETTE[i]
+        yerr = [part.speedup - part.speedup_low, part.speedup_high - part.speedup]
+        ax.errorbar(part.k, part.speedup, yerr=yerr, marker="o", capsize=2, color=color, label=f"{level}, measured")
+        shaky = part[part.unstable]
+        ax.plot(shaky.k, shaky.speedup, "o", markerfacecolor="white", color=color)
+        if part.predicted_speedup.notna().any():
+            ax.plot(part.k, part.predicted_speedup, "--", color=color, label=f"{level}, predicted")
+    ax.axhline(1.0, color="0.3", lw=0.8)
+    ax.set(xlabel="K (draft tokens per step)", ylabel="speedup over the target alone (95 % interval)")
+    integer_ticks((ax, "x"))
+
+
 def note_degenerate(ax, message: str) -> None:
     """Say on the panel that its data cannot show what the figure is for (e.g. all zeros on smoke)."""
     box = {"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7"}
