@@ -39,7 +39,7 @@
 # The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
 # `make run-all PROFILE=smoke` (add NB=02 for one chapter). Chapters 00-02 on 2 CPU cores, from nothing:
 #   smoke  CI's check that every cell runs (tiny models, a few dozen problems): about 1 minute
-#   tiny   the default, offline on any CPU (small models trained here): about 70 minutes
+#   tiny   the default, offline on any CPU (small models trained here): `make run-all` prints each chapter's minutes
 #   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM): hours; not run yet
 profile = "tiny"  # smoke | tiny | full (see above)
 

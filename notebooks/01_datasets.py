@@ -33,7 +33,7 @@
 # The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
 # `make run-all PROFILE=smoke` (add NB=02 for one chapter). Chapters 00-02 on 2 CPU cores, from nothing:
 #   smoke  CI's check that every cell runs (tiny models, a few dozen problems): about 1 minute
-#   tiny   the default, offline on any CPU (small models trained here): about 70 minutes
+#   tiny   the default, offline on any CPU (small models trained here): `make run-all` prints each chapter's minutes
 #   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM): hours; not run yet
 profile = "tiny"  # smoke | tiny | full (see above)
 
@@ -134,7 +134,19 @@ display(source_table)
 # has no tag (a percentage step, say) the equation written in the sentence itself, checked by
 # evaluating it; when nothing checkable is left, a note of at most five words around the step's
 # numbers. Steps without numbers are left out of the CoD. For leg counting both rationales are
-# written from the example's metadata: one line per animal kind, then the sum.
+# written from the example's metadata: one line per animal kind, and from the second line on the
+# line also adds that kind's legs to the total so far (CoT `The ants have 8 * 6 = 48 legs; total
+# 12 + 48 = 60.`, CoD `ant 8*6=48; 12+48=60`), so that **every arithmetic step takes two
+# operands**, both written a few tokens before it. Why: the book's first format ended with the whole
+# sum in one equation (`12+48+4+12+16+20=112`), and its small targets then learnt the easy level
+# only: they copied the counts and multiplied almost without error but got the final multi-term sum
+# right in a third of the easy rows and almost never on hard, where it carries across five or six
+# terms. A CoT line opens with the animals as the question writes them, in a short sentence: CoT
+# lines opening with the count (`8 ants have 8 * 6 = 48 legs`) or of about 30 tokens (`Each ant has
+# 6 legs, so 8 ants have ...`) left the tiny CoT targets writing right counts and sums beside wrong
+# animals on almost every hard problem in the experiments that chose this format. The teachers of the other profiles are
+# asked for running totals too (`prompts.TEACHER_COT_SYSTEM`: several numbers are added two at a
+# time, each partial result written).
 # An example per level:
 
 # %%

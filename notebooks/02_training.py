@@ -37,7 +37,7 @@
 # The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
 # `make run-all PROFILE=smoke` (add NB=02 for one chapter). Chapters 00-02 on 2 CPU cores, from nothing:
 #   smoke  CI's check that every cell runs (tiny models, a few dozen problems): about 1 minute
-#   tiny   the default, offline on any CPU (small models trained here): about 70 minutes
+#   tiny   the default, offline on any CPU (small models trained here): `make run-all` prints each chapter's minutes
 #   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM): hours; not run yet
 profile = "tiny"  # smoke | tiny | full (see above)
 
@@ -83,7 +83,11 @@ def cached(name, compute, params, models_used):
 # **pretrained on the domain's text but never on a CoT or CoD rationale**: every question of every
 # split (questions only, no answers) plus disjoint problems (not in any train or test split) with
 # their solution in the source's own format (GSM-Symbolic: GSM8K's solution with calculator tags and
-# `#### answer`; leg counting: the generator's bare answer, and its table of legs per animal).
+# `#### answer`; leg counting: the answer line alone, the generator's table of legs per animal, and
+# drills of exactly the arithmetic a rationale does: every product of a count and a leg number, and
+# running additions of two numbers, as bare equations). Windows of `pretrain.seq_len` tokens (tiny:
+# 320, so a whole hard row, prompt and rationale, fits in one; with 128 every hard row's last
+# lines lay beyond any position the base model had seen).
 # "Untrained base" then means what it means at full scale: it knows the domain's language but was
 # never taught the answer format. They are saved with `save_pretrained` under
 # `data/<profile>/models/base_{target,draft}` and load exactly as a Hub model does.
@@ -177,14 +181,16 @@ if documents.texts:
 # Hyperparameters come from the profile (`sft`); the `full` profile mirrors the reference run
 # (r 16, alpha 32, dropout 0, all attention and MLP projections, lr 2e-4 cosine, warm-up 3 %,
 # 3 epochs, max length 2048, bf16). The last `eval_rows` training rows of each level are held out
-# (never trained on) for the evaluation loss. A finished adapter is reused unless its base, data or
-# settings changed.
+# (never trained on) for the evaluation loss; of the rest a profile may take the first
+# `sft.train_rows[level]` (tiny: more rows for the longer levels, in batches of 8, which buy twice
+# the updates of batches of 16 in the same time; the table below gives each fine-tune's rows and
+# minutes). A finished adapter is reused unless its base, data or settings changed.
 
 # %%
 reports = {}
 for level in LEVELS:
     for style in STYLES:
-        train_rows, eval_rows = training.split_held_out(splits[level][f"train_{style}"], P.sft.eval_rows)
+        train_rows, eval_rows = training.target_rows(splits[level][f"train_{style}"], P.sft, level)
         reports[style, level] = training.finetune(
             base_target, tokenizer, train_rows, eval_rows, style, P.sft, A.target(style, level), P.seed
         )

@@ -28,8 +28,9 @@
 #    tuned with; the rows (question, text, tokens, finish reason, correct or not) are kept in
 #    `data/<profile>/distilled/<style>_<level>/` as they are made, and a target too weak to teach
 #    (too few answers that end in an answer line, too many cut at the length cap) stops the chapter;
-# 2. three drafts per target, all from the same base draft, all by chapter 02's training code with
-#    the draft's own settings (`draft_sft`):
+# 2. drafts for each target, all from the same base draft, all by chapter 02's training code with
+#    the draft's own settings (`draft_sft`): the distilled one for every target, the two controls for
+#    the targets of `distill.control_levels` (every level where the profile names none):
 #    - **distilled** (the reference run's recipe): fine-tuned on what its target wrote;
 #    - **teacher data** (a control): fine-tuned on chapter 01's rationales for the same questions,
 #      which the target itself was tuned on: what the target's own wording adds;
@@ -107,7 +108,7 @@ def target_engine(style, level, cfg=P.engine):
 answers, quality = {}, []
 for level in LEVELS:
     for style in STYLES:
-        tuned_on, _ = training.split_held_out(splits[level][f"train_{style}"], P.sft.eval_rows)
+        tuned_on, _ = training.target_rows(splits[level][f"train_{style}"], P.sft, level)
         questions = tuned_on[: D.questions_per_level]
         directory = A.distilled(style, level)
         start = time.perf_counter()
@@ -152,7 +153,12 @@ for row in gate:
 print(f"every target passes: answered >= {D.min_answered:.0%}, truncated <= {D.max_truncated:.0%}")
 
 # %% [markdown]
-# ## Three drafts per target
+# ## The drafts
+#
+# A control answers its question on one level as well as on three, so a profile may train the two
+# controls on some levels only (`distill.control_levels`; tiny: medium, which saves about 8 of the
+# 12 control fine-tunes' time; the other levels get their distilled draft alone, which is the one
+# chapter 04 benchmarks on every level).
 #
 # All start from the base draft of chapter 02 and train with `training.finetune`, the code that
 # tuned the targets, with the draft's settings (`draft_sft`; tiny: every weight trained,
@@ -170,7 +176,7 @@ print(f"every target passes: answered >= {D.min_answered:.0%}, truncated <= {D.m
 drafts, trained = {}, []
 for level in LEVELS:
     for style in STYLES:
-        for method in distillation.METHODS:
+        for method in distillation.methods(D, level):
             rows = distillation.draft_rows(method, answers[style, level], splits[level][f"train_{style}"], D.correct_only)
             train_rows, eval_rows = training.split_held_out(rows, P.draft_sft.eval_rows)
             folder = A.draft(method, style, level)
@@ -248,7 +254,7 @@ def acceptance(style, level, rows):
     """Each draft's speculative run on `rows` (one engine for the target, the drafts in turn)."""
     engine = target_engine(style, level, dataclasses.replace(P.engine, compile=False))
     out = {}
-    for name in ["base", *distillation.METHODS]:
+    for name in ["base", *distillation.methods(D, level)]:
         draft = base_draft if name == "base" else drafts[style, level, name]
         speculative = Speculative("draft_model", D.k, draft=draft)
         out[name] = metrics.summarize(evaluation.score(engine, rows, style, D.max_new_tokens, speculative=speculative).generations)
@@ -259,7 +265,7 @@ results = []
 for level in LEVELS:
     test_rows = splits[level]["test"][: D.test_rows]
     for style in STYLES:
-        used = [str(adapter(style, level)), base_draft, *(drafts[style, level, m] for m in distillation.METHODS)]
+        used = [str(adapter(style, level)), base_draft, *(drafts[style, level, m] for m in distillation.methods(D, level))]
         measured = cached(
             f"acceptance_{style}_{level}",
             lambda style=style, level=level, rows=test_rows: acceptance(style, level, rows),
@@ -314,14 +320,12 @@ by = results.set_index(["level", "style", "draft"])
 
 def best_and_gain(level, style):
     base = by.loc[(level, style, "base"), "acceptance rate"]
-    rates = {m: by.loc[(level, style, m), "acceptance rate"] for m in distillation.METHODS}
-    best = max(rates, key=rates.get)
-    above = [m for m in distillation.METHODS if rates[m] > base]
-    return (
-        f"{LABELS[style]}: base draft {base:.2f}, "
-        + ", ".join(f"{METHOD_LABELS[m]} {rates[m]:.2f}" for m in distillation.METHODS)
-        + f" (best: {METHOD_LABELS[best]}; {len(above)} of {len(rates)} trained drafts above the base draft)"
-    )
+    rates = {m: by.loc[(level, style, m), "acceptance rate"] for m in distillation.methods(D, level)}
+    above = [m for m in rates if rates[m] > base]
+    text = f"{LABELS[style]}: base draft {base:.2f}, " + ", ".join(f"{METHOD_LABELS[m]} {rates[m]:.2f}" for m in rates)
+    if len(rates) == 1:
+        return text
+    return text + f" (best: {METHOD_LABELS[max(rates, key=rates.get)]}; {len(above)} of {len(rates)} trained drafts above the base draft)"
 
 
 lines = [f"- **{level}**: " + "; ".join(best_and_gain(level, style) for style in STYLES) + "." for level in LEVELS]

@@ -54,7 +54,7 @@
 # `make run-all PROFILE=smoke` (add NB=04 for this chapter). This chapter on 2 CPU cores, once
 # chapter 03 has run (the closing cell prints this run's time):
 #   smoke  CI's check that every cell runs (tiny models, a few problems): well under a minute
-#   tiny   the default, offline on any CPU (small models trained here): about 12 minutes (see the closing cell)
+#   tiny   the default, offline on any CPU (small models trained here): see the closing cell
 #   full   one GPU (Qwen3-14B, Qwen3-0.6B, vLLM): hours; not run yet
 profile = "tiny"  # smoke | tiny | full (see above)
 
@@ -128,8 +128,9 @@ def engine_for(target, level, cfg=P.engine):
     return engines.make(cfg, target_path(target, level), P.seed)
 
 
-DRAFTS = ["base", *distillation.METHODS]  # the reference run's draft is "distilled"
-print("targets: base +", ", ".join(f"{LABELS[s]} × {len(LEVELS)} levels" for s in STYLES), "· drafts per target:", ", ".join(DRAFTS))
+DRAFTS = {level: ["base", *distillation.methods(P.distill, level)] for level in LEVELS}  # the reference run's draft is "distilled"
+print("targets: base +", ", ".join(f"{LABELS[s]} × {len(LEVELS)} levels" for s in STYLES))
+print("drafts per target:", "; ".join(f"{level}: {', '.join(d)}" for level, d in DRAFTS.items()))
 
 
 def cached(name, compute, params, models_used):
@@ -254,7 +255,7 @@ def configs_for(style, level):
     """The timed configurations by (draft, K): the target alone, every draft and prompt lookup at
     K = bench.k, and for the CoD target its distilled draft at every K of the sweep."""
     out = {("alone", 0): None}
-    out.update({(m, B.k): Speculative("draft_model", B.k, draft_path(m, style, level)) for m in DRAFTS})
+    out.update({(m, B.k): Speculative("draft_model", B.k, draft_path(m, style, level)) for m in DRAFTS[level]})
     out["ngram", B.k] = Speculative("ngram", B.k, ngram_max=B.ngram_max)
     if style == "cod":
         out.update({("distilled", k): Speculative("draft_model", k, draft_path("distilled", style, level)) for k in B.ks if k != B.k})
@@ -565,11 +566,12 @@ fig, axes = plt.subplots(1, len(STYLES), figsize=(12, 3.8), sharey=True)
 width = 0.8 / len(methods)
 for ax, style in zip(axes, STYLES, strict=True):
     for j, method in enumerate(methods):
-        part = at_k[(at_k.target == LABELS[style]) & (at_k.draft == method)].set_index("level").loc[list(LEVELS)]
+        # a control draft exists only on distill.control_levels: no bar elsewhere
+        part = at_k[(at_k.target == LABELS[style]) & (at_k.draft == method)].set_index("level").reindex(list(LEVELS))
         x = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(LEVELS))]
         errors = [part.speedup - part.speedup_low, part.speedup_high - part.speedup]
         bars = ax.bar(x, part.speedup, width, yerr=errors, capsize=2, color=METHOD_COLORS[method], label=METHOD_LABELS[method])
-        for bar, unstable in zip(bars, part.unstable, strict=True):
+        for bar, unstable in zip(bars, part.unstable.fillna(False), strict=True):
             bar.set_hatch("///" if unstable else None)
     ax.axhline(1.0, color="0.3", lw=0.8)
     ax.set(title=f"{LABELS[style]} target, K = {B.k}", xticks=range(len(LEVELS)), xticklabels=LEVELS)

@@ -60,7 +60,7 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from transformers import AutoTokenizer
 
-from specbook import analysis, engines, figures, profiles, results, stats
+from specbook import analysis, distillation, engines, figures, profiles, results, stats
 from specbook.paths import REFERENCE_RUN, artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
@@ -351,7 +351,8 @@ plt.show()
 # %% [markdown]
 # The drafts compared on the same timed requests at K = `bench.k`: untrained (the base draft),
 # trained on the teacher's rationales, distilled from the target's own answers, distilled white box
-# (the target's next-token distributions), and prompt lookup (no draft model).
+# (the target's next-token distributions), and prompt lookup (no draft model), on the levels where
+# chapter 03 trained every draft (`distill.control_levels`), so that each bar averages the same levels.
 
 # %%
 DRAFT_LABELS = {
@@ -361,7 +362,8 @@ DRAFT_LABELS = {
     "white_box": "white box",
     "ngram": "prompt lookup",
 }
-at_k = runs[(runs.request_set == "timed") & (runs.k == B.k) & (runs.draft != "alone")]
+every_draft = [level for level in LEVELS if distillation.methods(P.distill, level) == distillation.METHODS]
+at_k = runs[(runs.request_set == "timed") & (runs.k == B.k) & (runs.draft != "alone") & runs.level.isin(every_draft)]
 drafts_table = at_k[["level", "target", "draft", "speedup", "speedup_low", "speedup_high", "unstable", "acceptance_rate"]].assign(
     target=lambda t: t.target.map(LABELS), draft=lambda t: t.draft.map(DRAFT_LABELS)
 )
@@ -378,7 +380,7 @@ for ax, column, title in [(axes[0], "speedup", f"Speedup at K = {B.k}"), (axes[1
         errorbar=None,
         ax=ax,
     )
-    ax.set(title=f"{title}, mean over levels", xlabel="", ylabel=column.replace("_", " "))
+    ax.set(title=f"{title}, mean over {', '.join(every_draft)}", xlabel="", ylabel=column.replace("_", " "))
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 axes[0].axhline(1.0, color="0.3", lw=0.8)

@@ -70,7 +70,8 @@ def test_a_killed_distillation_resumes_with_no_row_lost_or_repeated(saved_target
     whole = distillation.answer(
         engines.NativeEngine.load(str(saved_target)), str(saved_target), QUESTIONS, "cod", CFG, tmp_path / "whole", 0, 2
     )
-    assert rows == whole  # the same rows as an uninterrupted run
+    assert rows == whole  # the same rows as an uninterrupted run, to the byte
+    assert (directory / distillation.ROWS).read_bytes() == (tmp_path / "whole" / distillation.ROWS).read_bytes()
     assert jsonl.read(directory / distillation.ROWS) == rows and not (directory / "work").exists()
     for row, q in zip(rows, QUESTIONS, strict=True):
         assert row["question"] == q["question"] and row["finish_reason"] in ("stop", "length") and row["tokens"] > 0

@@ -3,6 +3,7 @@ that learns, and base models reused while nothing they depend on changes."""
 
 import dataclasses
 import os
+import re
 
 from conftest import tiny_shape
 
@@ -10,6 +11,7 @@ from specbook import engines, pretraining, problems, profiles, tokens
 from specbook.paths import Artifacts
 from specbook.pretraining import Documents
 from specbook.profiles import GsmSymbolic, LegCounting, Problems
+from specbook.template_rules import equation_holds
 
 BOUNDS = {"easy": [1, 2], "medium": [3, 3], "hard": [4, 99]}
 
@@ -23,11 +25,17 @@ def test_domain_texts_are_disjoint_and_hold_no_rationale(tmp_path):
     docs = pretraining.domain_texts(cfg, per_level=40, seed=0, artifacts=artifacts, exclude_questions=questions, exclude_groups=set())
     variants = [d for d in docs if d.startswith("How many legs")]
     assert len(variants) == 120 and not {d.split("\n")[0] for d in variants} & questions
-    assert all(d.split("\n")[1].isdigit() for d in variants)  # the generator's bare answer, no worked steps
+    assert all(re.fullmatch(r"Answer: \d+", d.split("\n")[1]) for d in variants)  # the answer line, no worked steps
     assert any("A duck has 2 legs." in d for d in docs)  # the generator's own table
-    assert any(d.startswith("Solve the following multiplication") for d in docs)
-    assert any(d.startswith("State the final answer to the following arithmetic problem") for d in docs)
-    assert not [d for d in docs if "Answer:" in d or "have " in d.split("\n")[-1]]  # never the CoT/CoD format
+    # drills: bare equations, a product per line and from the second line a running addition
+    drills = [d for d in docs if d[0].isdigit()]
+    lines = [line for d in drills for line in d.split("\n")]
+    assert len(drills) == 40 and all(re.fullmatch(r"[\d *+=;]+", line) for line in lines)
+    equations = [e for line in lines for e in line.split("; ")]
+    assert all(equation_holds(e) for e in equations)
+    assert all(re.fullmatch(r"\d+ ?\* ?\d+ ?= ?\d+", line.split("; ")[0]) for line in lines)
+    assert all(re.fullmatch(r"\d+ ?\+ ?\d+ ?= ?\d+", line.split("; ")[1]) for d in drills for line in d.split("\n")[1:])
+    assert any(" * " in line for line in lines) and any("*" in line and " " not in line for line in lines)  # both spacings
     # a held-out GSM-Symbolic template stays unseen
     gsm = Problems("gsm_symbolic", 1, 1, gsm_symbolic=GsmSymbolic([1, 4], 5, 30, 0, BOUNDS, None))
     pool, _ = problems.gsm_symbolic_problems(gsm.gsm_symbolic, seed=0, cache_dir=artifacts.cache)

@@ -131,6 +131,12 @@ def params(tmp_path):
             r"bench.sampled_rows is 9, more test questions than a level has \(problems.test_per_level is 8\)",
         ),
         ("  k: 2\n", "  k: 0\n", r"bench.k is 0; it must be above 0"),
+        (
+            "  eval_rows: 4\n  check_rows",
+            "  eval_rows: 4\n  train_rows: {easy: 10, hard: 10}\n  check_rows",
+            r"sft.train_rows must give every level \(easy, medium, hard\) a number of rows above 0; got \{'easy': 10, 'hard': 10\}",
+        ),
+        ("control_levels: [medium]", "control_levels: [tough]", r"distill.control_levels names \['tough'\]: levels are easy, medium, hard"),
         ("kind: template", "kind: template\n  thinking: lots", r"teacher.thinking is 'lots'; give a level \(minimal, low, medium, high"),
         ("kind: template", "kind: template\n  thinking: 0.5", r"teacher.thinking: expected str or int, got 0.5"),
         ("kind: template", "kind: template\n  thinking: -1", r"teacher.thinking is -1; it must be a number >= 0"),

@@ -129,6 +129,14 @@ def test_held_out_rows_are_the_last_and_never_all():
             training.split_held_out(rows, n)
 
 
+def test_a_levels_budget_takes_the_first_rows_and_holds_out_the_same_ones(sft_cfg):
+    rows = [{"i": i} for i in range(10)]
+    budget = dataclasses.replace(sft_cfg, eval_rows=2, train_rows={"easy": 3, "medium": 8, "hard": 20})
+    assert training.target_rows(rows, budget, "easy") == (rows[:3], rows[8:])
+    assert training.target_rows(rows, budget, "hard") == training.target_rows(rows, dataclasses.replace(budget, train_rows=None), "hard")
+    assert training.target_rows(rows, budget, "hard") == (rows[:8], rows[8:])
+
+
 def test_finetune_learns_saves_an_adapter_and_is_skipped_on_rerun(tok, sft_cfg, tmp_path):
     from conftest import tiny_shape
 
@@ -234,3 +242,37 @@ def test_the_white_box_teacher_runs_once_per_row(tok, sft_cfg, tmp_path, monkeyp
     # the student starts as the (untrained, flat) teacher: its loss is the mass outside the teacher's
     # top k (-log of what they hold), which training moves onto them
     assert report["curve"][-1]["loss"] < report["curve"][0]["loss"] and report["eval_curve"][-1]["eval_loss"] >= 0
+
+
+class Killed(Exception):
+    """Stands for a kill: training stops between two checkpoints and nothing after it runs."""
+
+
+@pytest.mark.parametrize("method", ["distilled", "white_box"])
+def test_a_draft_killed_mid_training_resumes_to_the_same_bytes(method, tok, sft_cfg, tmp_path, monkeypatch):
+    """Chapter 03's drafts (every weight trained; white box: the target's distribution is the loss)
+    stopped after step 5 of 8, with a checkpoint at step 3: the resumed draft is byte for byte the
+    draft of an uninterrupted run."""
+    from transformers.trainer_callback import ProgressCallback
+
+    base = _base(tok, tmp_path)
+    teacher = base if method == "white_box" else None
+    cfg = dataclasses.replace(sft_cfg, lora=None, args=dataclasses.replace(sft_cfg.args, per_device_train_batch_size=2))
+    every_3_steps = training.sft_kwargs
+    monkeypatch.setattr(training, "sft_kwargs", lambda *a, **k: {**every_3_steps(*a, **k), "save_steps": 3})
+    whole = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", cfg, tmp_path / "whole", seed=0, teacher=teacher)
+    assert whole["curve"][-1]["step"] == 8
+
+    def killed_at_step_5(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            raise Killed
+
+    out = tmp_path / "killed"
+    with monkeypatch.context() as m:
+        m.setattr(ProgressCallback, "on_step_end", killed_at_step_5)
+        with pytest.raises(Killed):
+            training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", cfg, out, seed=0, teacher=teacher)
+    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-3"] and not (out / "model.safetensors").exists()
+    resumed = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", cfg, out, seed=0, teacher=teacher)
+    assert resumed["resumed_from_step"] == 3
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()

@@ -22,6 +22,14 @@ ROWS = "rows.jsonl"
 METHODS = ("distilled", "teacher_data", "white_box")  # how a draft is trained (chapter 03)
 
 
+def methods(cfg, level: str) -> tuple[str, ...]:
+    """The drafts trained for a level's targets: the distilled one everywhere, the two controls only
+    on `cfg.control_levels` (profile `distill`; None: every level)."""
+    if cfg.control_levels is None or level in cfg.control_levels:
+        return METHODS
+    return METHODS[:1]
+
+
 class WeakTeacher(ValueError):
     """A target whose answers fail the profile's quality gate (`distill`)."""
 

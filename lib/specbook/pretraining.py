@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from specbook import models, problems, rationales
+from specbook.answers import final_answer_line
 from specbook.paths import Artifacts
-from specbook.profiles import LEVELS, Problems, Profile
+from specbook.profiles import LEVELS, LegCounting, Problems, Profile
 from specbook.stages import Stage
 
 if TYPE_CHECKING:
@@ -33,25 +34,32 @@ class Documents:
     questions: int  # how many of `texts` (the last ones) are questions of the splits
 
 
-def leg_counting_background(n: int, seed: int) -> list[str]:
+def leg_counting_background(n: int, seed: int, cfg: LegCounting) -> list[str]:
     """What a base model would know before seeing a leg-counting rationale: the generator's table of
-    legs per animal (as n // 10 fact sheets, each in a random order) and arithmetic drills from
-    reasoning-gym's own generators (`products` of one-digit numbers, `chain_sum` of 2-6 terms), in
-    their question-then-bare-answer format."""
-    import reasoning_gym
+    legs per animal (as n // 10 fact sheets, each in a random order) and n arithmetic drills of
+    exactly the operations a rationale does, as bare equations with no words: each drill is a random
+    problem's products (count * legs, every count and leg number the generator uses) and its running
+    additions (total so far + the next product, two operands of 1-3 digits), written with or without
+    spaces around the signs as CoT and CoD write them."""
     import reasoning_gym.arithmetic.leg_counting as legs
 
     rng = random.Random(seed)
     facts = [f"A {animal} has {n_legs} legs." for animal, n_legs in legs.ANIMALS.items()]
     sheets = ["\n".join(rng.sample(facts, len(facts))) for _ in range(max(1, n // 10))]
-    drills = [
-        f"{item['question']}\n{item['answer']}"
-        for name, kw in (
-            ("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}),
-            ("chain_sum", {"min_terms": 2, "max_terms": 6, "min_digits": 1, "max_digits": 2}),
-        )
-        for item in reasoning_gym.create_dataset(name, size=n, seed=seed, **kw)
-    ]
+    leg_numbers = sorted(set(legs.ANIMALS.values()))
+    kinds = range(1, max(k for low_high in cfg.kinds_per_level.values() for k in low_high) + 1)
+    drills = []
+    for _ in range(n):
+        gap = rng.choice(["", " "])
+        lines, total = [], 0
+        for i in range(rng.choice(kinds)):
+            count, n_legs = rng.randint(1, cfg.max_count), rng.choice(leg_numbers)
+            line = f"{count}{gap}*{gap}{n_legs}{gap}={gap}{count * n_legs}"
+            if i:
+                line += f"; {total}{gap}+{gap}{count * n_legs}{gap}={gap}{total + count * n_legs}"
+            total += count * n_legs
+            lines.append(line)
+        drills.append("\n".join(lines))
     return sheets + drills
 
 
@@ -67,7 +75,7 @@ def domain_texts(
         texts = []
     elif cfg.source == "leg_counting":
         pool, _ = problems.leg_counting_problems(cfg.leg_counting, per_level + cfg.train_per_level + cfg.test_per_level, seed + 1)
-        texts = leg_counting_background(per_level, seed)
+        texts = leg_counting_background(per_level, seed, cfg.leg_counting)
     else:
         raise ValueError(f"problems.source {cfg.source!r} has no pretraining text: its profile loads pretrained models")
     taken = dict.fromkeys(LEVELS, 0)
@@ -75,7 +83,7 @@ def domain_texts(
         if problems.normalize_question(p.question) in excluded or p.group in exclude_groups or taken[p.level] >= per_level:
             continue
         taken[p.level] += 1
-        texts.append(f"{p.question}\n{p.solution or p.answer}")
+        texts.append(f"{p.question}\n{p.solution or final_answer_line(p.answer)}")
     return texts
 
 
@@ -174,7 +182,7 @@ def base_models(profile: Profile, artifacts: Artifacts, tokenizer, docs: Documen
                 "pretrain": dataclasses.asdict(pre),
                 "steps": steps,
                 "documents": digest,
-                "vocab": len(tokenizer),
+                "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),  # not only its size
                 "seed": profile.seed,
             },
         )

@@ -191,6 +191,8 @@ class Sft:
     eval_rows: int  # per level: training rows held out for the eval loss (never trained on)
     check_rows: int  # per level: test problems in the chapter's quick accuracy check
     max_new_tokens: int
+    # per level: how many of the training rows (those not held out) the targets are tuned on; None: all
+    train_rows: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,8 @@ class Distill:
     k: int = 4  # draft tokens per step in that measurement
     temperature: float = 0.0  # the targets answer greedily, as in the reference run
     samples_per_question: int = 1  # answers per question (above 1 only with temperature > 0)
+    # levels whose targets also get the two control drafts (teacher data, white box); None: every level
+    control_levels: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -366,7 +370,14 @@ def _check(profile: Profile, where: str) -> None:
             f"{where}: distill.samples_per_question is {d.samples_per_question} at temperature 0: greedy answers repeat; "
             f"set distill.temperature above 0 or samples_per_question to 1"
         )
-    trainable = min(d.questions_per_level, p.train_per_level - profile.sft.eval_rows) * d.samples_per_question
+    rows = profile.sft.train_rows
+    if rows is not None and (set(rows) != set(LEVELS) or min(rows.values()) < 1):
+        raise ProfileError(f"{where}: sft.train_rows must give every level ({', '.join(LEVELS)}) a number of rows above 0; got {rows}")
+    unknown = sorted(set(d.control_levels or []) - set(LEVELS))
+    if unknown:
+        raise ProfileError(f"{where}: distill.control_levels names {unknown}: levels are {', '.join(LEVELS)}")
+    tuned_on = min([p.train_per_level - profile.sft.eval_rows, *(rows or {}).values()])
+    trainable = min(d.questions_per_level, tuned_on) * d.samples_per_question
     if profile.draft_sft.eval_rows >= trainable:
         raise ProfileError(
             f"{where}: draft_sft.eval_rows ({profile.draft_sft.eval_rows}) holds out every distilled row of a target "

@@ -3,12 +3,14 @@
 # Teachers (Gemini or a local model) write the training rationales in two passes.
 TEACHER_COT_SYSTEM = (
     "You are a careful math tutor. Solve the problem step by step in plain sentences, one step per "
-    "line, showing each calculation. Use LaTeX only where the answer itself needs it. End with a "
+    "line, showing each calculation with two numbers at a time: to add or multiply several numbers, "
+    "write each partial result (a running total). Use LaTeX only where the answer itself needs it. End with a "
     "final line of the form 'Answer: <final answer>' and nothing after it."
 )
 TEACHER_COD_SYSTEM = (
     "Rewrite the step-by-step solution you are given as a Chain of Draft: one line per step, each "
-    "line only the essential equation or result with at most five words besides the math. Keep the "
+    "line only the essential equation or result with at most five words besides the math, each "
+    "equation combining two numbers as the solution does. Keep the "
     "final line 'Answer: <final answer>' exactly as it is. Output only the draft."
 )
 

@@ -167,19 +167,26 @@ def gsm_rationales(solution: str, answer: str) -> Rationales:
 
 
 def leg_rationales(animals: dict[str, int], answer: str) -> Rationales:
-    """One line per animal kind, then the sum; legs per animal from reasoning-gym's own table."""
+    """One line per animal kind, legs per animal from reasoning-gym's own table; from the second
+    line on, the line also adds that kind's legs to the total so far ('12 + 48 = 60'), so that
+    every arithmetic step takes two operands, both written a few tokens before it (a sum of six
+    numbers in one equation is what small models failed to learn; chapter 01 says more)."""
     from reasoning_gym.arithmetic.leg_counting import ANIMALS
 
-    cot, cod, products = [], [], []
-    for animal, count in animals.items():
+    cot, cod, total = [], [], 0
+    for i, (animal, count) in enumerate(animals.items()):
         legs = ANIMALS[animal]
-        products.append(count * legs)
-        name = f"{count} {animal}{'s' if count > 1 else ''}"  # as the question writes it
-        cot.append(f"{name} have {count} * {legs} = {count * legs} legs." if count > 1 else f"{name} has {legs} legs.")
-        cod.append(f"{animal} {count}*{legs}={count * legs}")
-    total = sum(products)
-    if len(products) > 1:
-        cot.append(f"Total: {' + '.join(map(str, products))} = {total} legs.")
-        cod.append(f"{'+'.join(map(str, products))}={total}")
+        written = f"{animal}{'s' if count > 1 else ''}"  # as the question writes it
+        # the animals as the question writes them, first on the line, in a short sentence: lines
+        # opening with the count ("8 ants have ...") or 30-token lines ("Each ant has 6 legs, so
+        # ...") left the CoT targets writing right counts beside wrong animals (chapter 01)
+        cot_line = f"The {written} {'have' if count > 1 else 'has'} {count} * {legs} = {count * legs} legs"
+        cod_line = f"{animal} {count}*{legs}={count * legs}"
+        if i:
+            cot_line += f"; total {total} + {count * legs} = {total + count * legs}"
+            cod_line += f"; {total}+{count * legs}={total + count * legs}"
+        total += count * legs
+        cot.append(cot_line + ".")
+        cod.append(cod_line)
     end = final_answer_line(answer)
     return Rationales(cot="\n".join(cot + [end]), cod="\n".join(cod + [end]), rules={"metadata": 1})

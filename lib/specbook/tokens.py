@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from specbook import profiles
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_ROLES = ("system", "user", "assistant")
 # Qwen's ChatML layout, without Qwen3's tool-calling branches.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -39,7 +40,8 @@ def train_tokenizer(texts: list[str], vocab_size: int, split_digits: bool) -> Pr
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer)
+    roles = "\n".join(CHAT_ROLES)  # in every chat prompt: one token each rather than a byte each
+    tok.train_from_iterator([*texts, roles], trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     fast.chat_template = CHAT_TEMPLATE
     return fast

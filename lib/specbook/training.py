@@ -93,6 +93,14 @@ def split_held_out(rows: list[dict], n: int) -> tuple[list[dict], list[dict]]:
     return rows[:-n], rows[-n:]
 
 
+def target_rows(rows: list[dict], cfg, level: str) -> tuple[list[dict], list[dict]]:
+    """A level's rows for tuning its targets (profile `sft`): the last `eval_rows` held out, and of
+    the rest the first `train_rows[level]` (all where the profile sets none). The held-out rows are
+    the same whatever the budget, so that evaluation losses compare."""
+    train, held_out = split_held_out(rows, cfg.eval_rows)
+    return (train if cfg.train_rows is None else train[: cfg.train_rows[level]]), held_out
+
+
 def finetune(
     base: str,
     tokenizer,
