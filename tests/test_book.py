@@ -377,7 +377,7 @@ def test_chapter_02_writes_six_adapters_base_models_and_figures(smoke_run):
 
 
 @pytest.mark.chapters
-def test_chapter_03_writes_the_targets_answers_three_drafts_each_and_the_acceptance_figures(smoke_run):
+def test_chapter_03_writes_the_targets_answers_their_drafts_and_the_acceptance_figures(smoke_run):
     from specbook import distillation, jsonl
 
     P = profiles.load("smoke")
@@ -387,8 +387,13 @@ def test_chapter_03_writes_the_targets_answers_three_drafts_each_and_the_accepta
             rows = jsonl.read(A.distilled(style, level) / distillation.ROWS)
             assert len(rows) == P.distill.questions_per_level * P.distill.samples_per_question
             assert {"id", "question", "text", "tokens", "finish_reason", "correct"} <= set(rows[0])
+            # the distilled draft everywhere, the two controls on distill.control_levels alone
+            assert distillation.methods(P.distill, level) == (distillation.METHODS if level in P.distill.control_levels else ("distilled",))
             for method in distillation.METHODS:
                 draft = A.draft(method, style, level)
+                if method not in distillation.methods(P.distill, level):
+                    assert not draft.exists()
+                    continue
                 summary = json.loads((draft / "manifest.json").read_text())
                 if P.draft_sft.lora is None:  # trained in full: a plain model, nothing to merge
                     assert (draft / "model.safetensors").exists() and not (draft / "adapter_config.json").exists()
@@ -402,7 +407,7 @@ def test_chapter_03_writes_the_targets_answers_three_drafts_each_and_the_accepta
 
 @pytest.mark.chapters
 def test_chapter_04_writes_every_run_with_its_fields_provenance_and_the_figures(smoke_run):
-    from specbook import results
+    from specbook import distillation, results
 
     P = profiles.load("smoke")
     B = P.bench
@@ -413,9 +418,14 @@ def test_chapter_04_writes_every_run_with_its_fields_provenance_and_the_figures(
         == set(runs.run)
         == {p.name.removesuffix(".requests.jsonl") for p in out.glob("*.requests.jsonl")}
     )
-    timed_per_target = {"cot": 1 + 4 + 1, "cod": 1 + 4 + 1 + len([k for k in B.ks if k != B.k])}  # alone, 4 drafts, n-gram, K sweep
-    per_level = {"all": 3 + len(STYLES), "timed": sum(timed_per_target.values()), "sampled": 2}  # whole test set: 3 alone, 2 speculative
-    assert runs.groupby("request_set").size().to_dict() == {name: len(LEVELS) * n for name, n in per_level.items()}
+
+    def timed_per_level(drafts):  # per target: alone, the base draft and the level's trained drafts, n-gram; CoD: the K sweep
+        return 2 * (1 + 1 + drafts + 1) + len([k for k in B.ks if k != B.k])
+
+    drafts = {level: len(distillation.methods(P.distill, level)) for level in LEVELS}
+    assert sorted(drafts.values()) == [1, 1, 3]  # smoke trains the controls on one level
+    per_set = {"all": len(LEVELS) * (3 + len(STYLES)), "timed": sum(map(timed_per_level, drafts.values())), "sampled": len(LEVELS) * 2}
+    assert runs.groupby("request_set").size().to_dict() == per_set  # whole test set: 3 alone, 2 speculative per level
     assert set(runs.profile) == {"smoke"} and set(runs.config_hash) == {profiles.config_hash(P)} and set(runs.engine) == {P.engine.kind}
     for level in LEVELS:
         whole = len(rationales.load_rows(Artifacts(smoke_run / "data" / "smoke"), level, "test"))
