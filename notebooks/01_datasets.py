@@ -141,12 +141,14 @@ display(source_table)
 # sum in one equation (`12+48+4+12+16+20=112`), and its small targets then learnt the easy level
 # only: they copied the counts and multiplied almost without error but got the final multi-term sum
 # right in a third of the easy rows and almost never on hard, where it carries across five or six
-# terms. A CoT line opens with the animals as the question writes them, in a short sentence: CoT
-# lines opening with the count (`8 ants have 8 * 6 = 48 legs`) or of about 30 tokens (`Each ant has
-# 6 legs, so 8 ants have ...`) left the tiny CoT targets writing right counts and sums beside wrong
-# animals on almost every hard problem in the experiments that chose this format. The teachers of the other profiles are
-# asked for running totals too (`prompts.TEACHER_COT_SYSTEM`: several numbers are added two at a
-# time, each partial result written).
+# terms. A CoT line opens with the animals as the question writes them, in a short sentence. The
+# tiny CoT targets copy the counts and do the arithmetic, but name the wrong animals more often than
+# the CoD targets do; of the CoT lines tried (opening with the count, `8 ants have ...`; 30-token
+# lines, `Each ant has 6 legs, so 8 ants have ...`; this short one), the short one is the one with
+# which they learnt the easy level, and none taught them the harder ones (chapter 04 has the
+# accuracies of this format). The teachers of the other profiles are asked for running totals too
+# (`prompts.TEACHER_COT_SYSTEM`: several numbers are added two at a time, each partial result
+# written).
 # An example per level:
 
 # %%

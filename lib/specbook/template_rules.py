@@ -177,9 +177,8 @@ def leg_rationales(animals: dict[str, int], answer: str) -> Rationales:
     for i, (animal, count) in enumerate(animals.items()):
         legs = ANIMALS[animal]
         written = f"{animal}{'s' if count > 1 else ''}"  # as the question writes it
-        # the animals as the question writes them, first on the line, in a short sentence: lines
-        # opening with the count ("8 ants have ...") or 30-token lines ("Each ant has 6 legs, so
-        # ...") left the CoT targets writing right counts beside wrong animals (chapter 01)
+        # the animals as the question writes them, first on the line, in a short sentence: of the
+        # CoT lines tried, the one with which the tiny CoT targets learnt easy (chapter 01)
         cot_line = f"The {written} {'have' if count > 1 else 'has'} {count} * {legs} = {count * legs} legs"
         cod_line = f"{animal} {count}*{legs}={count * legs}"
         if i:
