@@ -54,10 +54,11 @@ def leg_counting_background(n: int, seed: int, cfg: LegCounting) -> list[str]:
         lines, total = [], 0
         for i in range(rng.choice(kinds)):
             count, n_legs = rng.randint(1, cfg.max_count), rng.choice(leg_numbers)
-            line = f"{count}{gap}*{gap}{n_legs}{gap}={gap}{count * n_legs}"
+            product = count * n_legs
+            line = f"{count}{gap}*{gap}{n_legs}{gap}={gap}{product}"
             if i:
-                line += f"; {total}{gap}+{gap}{count * n_legs}{gap}={gap}{total + count * n_legs}"
-            total += count * n_legs
+                line += f"; {total}{gap}+{gap}{product}{gap}={gap}{total + product}"
+            total += product
             lines.append(line)
         drills.append("\n".join(lines))
     return sheets + drills

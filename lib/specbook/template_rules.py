@@ -179,12 +179,13 @@ def leg_rationales(animals: dict[str, int], answer: str) -> Rationales:
         written = f"{animal}{'s' if count > 1 else ''}"  # as the question writes it
         # the animals as the question writes them, first on the line, in a short sentence: of the
         # CoT lines tried, the one with which the tiny CoT targets learnt easy (chapter 01)
-        cot_line = f"The {written} {'have' if count > 1 else 'has'} {count} * {legs} = {count * legs} legs"
-        cod_line = f"{animal} {count}*{legs}={count * legs}"
+        kind_legs = count * legs
+        cot_line = f"The {written} {'have' if count > 1 else 'has'} {count} * {legs} = {kind_legs} legs"
+        cod_line = f"{animal} {count}*{legs}={kind_legs}"
         if i:
-            cot_line += f"; total {total} + {count * legs} = {total + count * legs}"
-            cod_line += f"; {total}+{count * legs}={total + count * legs}"
-        total += count * legs
+            cot_line += f"; total {total} + {kind_legs} = {total + kind_legs}"
+            cod_line += f"; {total}+{kind_legs}={total + kind_legs}"
+        total += kind_legs
         cot.append(cot_line + ".")
         cod.append(cod_line)
     end = final_answer_line(answer)
