@@ -145,8 +145,9 @@ display(source_table)
 # tiny CoT targets copy the counts and do the arithmetic, but name the wrong animals more often than
 # the CoD targets do; of the CoT lines tried (opening with the count, `8 ants have ...`; 30-token
 # lines, `Each ant has 6 legs, so 8 ants have ...`; this short one), the short one is the one with
-# which they learnt the easy level, and none taught them the harder ones (chapter 04 has the
-# accuracies of this format). The teachers of the other profiles are asked for running totals too
+# which they learnt the easy level, and with none did a new adapter learn the harder ones, which is
+# why chapter 02 starts each longer level from the adapter of the level below (chapter 04 has the
+# accuracies this format reached). The teachers of the other profiles are asked for running totals too
 # (`prompts.TEACHER_COT_SYSTEM`: several numbers are added two at a time, each partial result
 # written).
 # An example per level:

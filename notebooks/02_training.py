@@ -184,15 +184,22 @@ if documents.texts:
 # (never trained on) for the evaluation loss; of the rest a profile may take the first
 # `sft.train_rows[level]` (tiny: more rows for the longer levels, in batches of 8, which buy twice
 # the updates of batches of 16 in the same time; the table below gives each fine-tune's rows and
-# minutes). A finished adapter is reused unless its base, data or settings changed.
+# minutes). With `sft.curriculum` (tiny) the levels are a curriculum: medium's target of a style
+# goes on training easy's adapter of that style, hard's goes on from medium's. Every level writes
+# the same per-animal line and only adds more of them, so what easy taught (copying each animal and
+# its count from the question) is what the longer levels need first; started from a new adapter,
+# the tiny targets tuned on medium rows had not learnt it within the same budget. Each target is
+# still the base plus one adapter, now trained on its level after the levels below. A finished
+# adapter is reused unless its base, data, settings or the adapter it started from changed.
 
 # %%
 reports = {}
-for level in LEVELS:
+for below, level in zip([None, *LEVELS[:-1]], LEVELS, strict=True):
     for style in STYLES:
         train_rows, eval_rows = training.target_rows(splits[level][f"train_{style}"], P.sft, level)
+        start_from = A.target(style, below) if P.sft.curriculum and below else None
         reports[style, level] = training.finetune(
-            base_target, tokenizer, train_rows, eval_rows, style, P.sft, A.target(style, level), P.seed
+            base_target, tokenizer, train_rows, eval_rows, style, P.sft, A.target(style, level), P.seed, start_from=start_from
         )
 summary = pd.DataFrame(
     [

@@ -1,5 +1,6 @@
 import json
 import math
+import pathlib
 import subprocess
 import sys
 
@@ -361,8 +362,13 @@ def test_chapter_02_writes_six_adapters_base_models_and_figures(smoke_run):
     for level in LEVELS:
         for style in STYLES:
             adapter = models_dir / f"target_{style}_{level}"
-            summary = json.loads((adapter / "manifest.json").read_text())["summary"]
+            manifest = json.loads((adapter / "manifest.json").read_text())
+            summary = manifest["summary"]
             assert (adapter / "adapter_model.safetensors").exists() and summary["backend"] == training.backend()
+            # smoke, like tiny, is a curriculum: each longer level went on from the adapter of the level below
+            below = LEVELS[LEVELS.index(level) - 1] if level != LEVELS[0] else None
+            start_from = manifest["params"].get("start_from")
+            assert (start_from and pathlib.Path(start_from).name) == (f"target_{style}_{below}" if below else None)
             assert summary["curve"] and summary["eval_curve"] and summary["train_rows"] > 0
             assert (adapter / "merged" / "model.safetensors").exists()
     for name in ("02_pretraining_loss", "02_loss_curves", "02_accuracy_check"):

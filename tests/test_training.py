@@ -276,3 +276,21 @@ def test_a_draft_killed_mid_training_resumes_to_the_same_bytes(method, tok, sft_
     resumed = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", cfg, out, seed=0, teacher=teacher)
     assert resumed["resumed_from_step"] == 3
     assert (out / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+
+
+def test_a_fine_tune_started_from_an_adapter_trains_that_adapter_on(tok, sft_cfg, tmp_path):
+    """sft.curriculum: the level's target goes on from the adapter below. At learning rate 0 what comes
+    back is exactly the adapter it started from; a fine-tune without one starts from a new adapter."""
+    from safetensors.torch import load_file
+
+    base = _base(tok, tmp_path)
+    below = tmp_path / "target_cod_easy"
+    training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", sft_cfg, below, seed=0)
+    still = dataclasses.replace(sft_cfg, args=dataclasses.replace(sft_cfg.args, learning_rate=0.0))
+    went_on = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", still, tmp_path / "on", seed=0, start_from=below)
+    fresh = training.finetune(base, tok, ROWS[:8], ROWS[8:], "cod", still, tmp_path / "fresh", seed=0)
+    trained, kept, new = (load_file(d / "adapter_model.safetensors") for d in (below, tmp_path / "on", tmp_path / "fresh"))
+    assert kept.keys() == trained.keys() and all(torch.equal(kept[k], trained[k]) for k in trained)
+    lora_b = [k for k in new if "lora_B" in k]
+    assert lora_b and all(not new[k].any() for k in lora_b) and all(trained[k].any() for k in lora_b)
+    assert went_on["eval_curve"][-1]["eval_loss"] < fresh["eval_curve"][-1]["eval_loss"]

@@ -193,6 +193,10 @@ class Sft:
     max_new_tokens: int
     # per level: how many of the training rows (those not held out) the targets are tuned on; None: all
     train_rows: dict[str, int] | None = None
+    # each level's target goes on training the adapter of its style's target one level below (easy
+    # starts from the base): a curriculum, for targets that learn a skill on easy but not from scratch
+    # on the longer levels
+    curriculum: bool = False
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ def finetune(
     out_dir: Path,
     seed: int,
     teacher: str | None = None,
+    start_from: str | Path | None = None,
 ) -> dict:
     """Train a LoRA adapter of `base` on rows (question, rationale) and save it to out_dir.
     Skipped when out_dir holds an adapter made from the same base, data and settings; an
@@ -119,7 +120,9 @@ def finetune(
     `teacher` (a model path, or a LoRA adapter folder: merged in memory): white-box distillation, the
     loss is the forward KL divergence from the teacher's next-token distribution (its
     `TEACHER_TOP_K` most likely tokens) to the model's over the rationale's tokens
-    (`distillation_loss`), instead of the cross-entropy on the rationale's tokens alone."""
+    (`distillation_loss`), instead of the cross-entropy on the rationale's tokens alone.
+    `start_from` (a LoRA adapter folder of `base`): that adapter is trained further instead of a new
+    one (the profile's `sft.curriculum`: a level's target starts where the level below ended)."""
     out_dir = Path(out_dir)
     stage = Stage(
         out_dir,
@@ -130,6 +133,7 @@ def finetune(
             "seed": seed,
             "rows": _rows_digest(train_rows, eval_rows),
             "base_weights": _weights(base),
+            **({"start_from": str(start_from), "start_weights": _weights(start_from)} if start_from else {}),
             **({"teacher": teacher, "teacher_weights": _weights(teacher), "teacher_top_k": TEACHER_TOP_K} if teacher else {}),
         },
     )
@@ -156,15 +160,16 @@ def finetune(
     if which == "unsloth":
         from unsloth import FastLanguageModel
 
+        # an adapter folder loads its base with the adapter trainable (Unsloth's loader: PeftModel, is_trainable=True)
         model, _ = FastLanguageModel.from_pretrained(
-            model_name=base,
+            model_name=str(start_from or base),
             max_seq_length=args.max_length,
             dtype=None,
             load_in_4bit=False,
             full_finetuning=full,
             use_exact_model_name=True,  # else Qwen/Qwen3-14B is swapped for unsloth/Qwen3-14B: a second download, another base
         )
-        if not full:
+        if not full and not start_from:
             lora = lora_kwargs(cfg.lora)
             model = FastLanguageModel.get_peft_model(model, **lora, use_gradient_checkpointing="unsloth", random_state=seed)
     else:
@@ -172,7 +177,11 @@ def finetune(
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if args.bf16 else torch.float32)
-        if not full:
+        if start_from:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(start_from), is_trainable=True)
+        elif not full:
             peft_config = LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(cfg.lora))
     trainer_class = SFTTrainer if teacher is None else _distillation_trainer(SFTTrainer, _load(teacher), TEACHER_TOP_K)
     trainer = trainer_class(
