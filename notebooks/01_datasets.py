@@ -135,21 +135,20 @@ display(source_table)
 # evaluating it; when nothing checkable is left, a note of at most five words around the step's
 # numbers. Steps without numbers are left out of the CoD. For leg counting both rationales are
 # written from the example's metadata: one line per animal kind, and from the second line on the
-# line also adds that kind's legs to the total so far (CoT `The ants have 8 * 6 = 48 legs; total
-# 12 + 48 = 60.`, CoD `ant 8*6=48; 12+48=60`), so that **every arithmetic step takes two
+# line also adds that kind's legs to the total so far (CoT `Each ant has 6 legs: 8 * 6 = 48 legs;
+# total 12 + 48 = 60.`, CoD `ant 8*6=48; 12+48=60`), so that **every arithmetic step takes two
 # operands**, both written a few tokens before it. Why: the book's first format ended with the whole
 # sum in one equation (`12+48+4+12+16+20=112`), and its small targets then learnt the easy level
 # only: they copied the counts and multiplied almost without error but got the final multi-term sum
 # right in a third of the easy rows and almost never on hard, where it carries across five or six
-# terms. A CoT line opens with the animals as the question writes them, in a short sentence. The
-# tiny CoT targets copy the counts and do the arithmetic, but name the wrong animals more often than
-# the CoD targets do; of the CoT lines tried (opening with the count, `8 ants have ...`; 30-token
-# lines, `Each ant has 6 legs, so 8 ants have ...`; this short one), the short one is the one with
-# which they learnt the easy level, and with none did a new adapter learn the harder ones, which is
-# why chapter 02 starts each longer level from the adapter of the level below (chapter 04 has the
-# accuracies this format reached). The teachers of the other profiles are asked for running totals too
-# (`prompts.TEACHER_COT_SYSTEM`: several numbers are added two at a time, each partial result
-# written).
+# terms. A CoT line says where each factor comes from and names the animal once, in the singular,
+# as the CoD does. CoT lines that also repeated the question's plural (`The ants have 8 * 6 = ...`,
+# `8 ants have ...`) left the tiny CoT targets copying every count right but often naming a wrong
+# animal from the second line on, while the CoD targets, which write the singular, named them
+# right. Chapter 02 starts each longer level from the adapter of the level below, which is what
+# taught the targets medium (chapter 04 has the accuracies this format reached). The teachers of
+# the other profiles are asked for running totals too (`prompts.TEACHER_COT_SYSTEM`: several
+# numbers are added two at a time, each partial result written).
 # An example per level:
 
 # %%

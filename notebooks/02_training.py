@@ -182,15 +182,18 @@ if documents.texts:
 # (r 16, alpha 32, dropout 0, all attention and MLP projections, lr 2e-4 cosine, warm-up 3 %,
 # 3 epochs, max length 2048, bf16). The last `eval_rows` training rows of each level are held out
 # (never trained on) for the evaluation loss; of the rest a profile may take the first
-# `sft.train_rows[level]` (tiny: more rows for the longer levels, in batches of 8, which buy twice
-# the updates of batches of 16 in the same time; the table below gives each fine-tune's rows and
-# minutes). With `sft.curriculum` (tiny) the levels are a curriculum: medium's target of a style
-# goes on training easy's adapter of that style, hard's goes on from medium's. Every level writes
-# the same per-animal line and only adds more of them, so what easy taught (copying each animal and
-# its count from the question) is what the longer levels need first; started from a new adapter,
-# the tiny targets tuned on medium rows had not learnt it within the same budget. Each target is
-# still the base plus one adapter, now trained on its level after the levels below. A finished
-# adapter is reused unless its base, data, settings or the adapter it started from changed.
+# `sft.train_rows[level]` (the table below gives each fine-tune's rows and minutes). With
+# `sft.curriculum` (tiny) the levels are a curriculum: medium's target of a style goes on training
+# easy's adapter of that style, hard's goes on from medium's. Every level writes the same
+# per-animal line and only adds more of them, so what easy teaches (copying each animal and its
+# count from the question, in order) is what the longer levels need first, and the budget goes
+# where that is learnt: tiny tunes easy on every training row, in batches of 8 (twice the updates
+# of batches of 16 in the same time). Whether a target learns to copy the animals is a sudden step,
+# not a gradual one: with half of easy's rows the same targets sometimes took it and sometimes
+# stayed at a held-out loss several times higher, and started from a new adapter the medium targets
+# did not take it within the same budget. Each target is still the base plus one adapter, trained
+# on its level after the levels below. A finished adapter is reused unless its base, data,
+# settings or the adapter it started from changed.
 
 # %%
 reports = {}

@@ -64,14 +64,14 @@ def test_number_draft_keeps_at_most_five_words():
 def test_leg_rationales_exact_output():
     r = leg_rationales({"duck": 3, "dog": 1, "spider": 2}, "26")
     assert r.cot == (
-        "The ducks have 3 * 2 = 6 legs.\n"
-        "The dog has 1 * 4 = 4 legs; total 6 + 4 = 10.\n"
-        "The spiders have 2 * 8 = 16 legs; total 10 + 16 = 26.\n"
+        "Each duck has 2 legs: 3 * 2 = 6 legs.\n"
+        "Each dog has 4 legs: 1 * 4 = 4 legs; total 6 + 4 = 10.\n"
+        "Each spider has 8 legs: 2 * 8 = 16 legs; total 10 + 16 = 26.\n"
         "Answer: 26"
     )
     assert r.cod == "duck 3*2=6\ndog 1*4=4; 6+4=10\nspider 2*8=16; 10+16=26\nAnswer: 26"
     one = leg_rationales({"cat": 2}, "8")
-    assert (one.cot, one.cod) == ("The cats have 2 * 4 = 8 legs.\nAnswer: 8", "cat 2*4=8\nAnswer: 8")
+    assert (one.cot, one.cod) == ("Each cat has 4 legs: 2 * 4 = 8 legs.\nAnswer: 8", "cat 2*4=8\nAnswer: 8")
 
 
 def test_template_teacher_states_the_gold_answer_in_both_styles():

@@ -176,11 +176,11 @@ def leg_rationales(animals: dict[str, int], answer: str) -> Rationales:
     cot, cod, total = [], [], 0
     for i, (animal, count) in enumerate(animals.items()):
         legs = ANIMALS[animal]
-        written = f"{animal}{'s' if count > 1 else ''}"  # as the question writes it
-        # the animals as the question writes them, first on the line, in a short sentence: of the
-        # CoT lines tried, the one with which the tiny CoT targets learnt easy (chapter 01)
+        # the CoT says where each factor comes from, naming the animal once, in the singular as the
+        # CoD does: lines that also repeat the question's plural ('The ants have ...') left the tiny
+        # CoT targets naming the wrong animal from the second line on (chapter 01)
         kind_legs = count * legs
-        cot_line = f"The {written} {'have' if count > 1 else 'has'} {count} * {legs} = {kind_legs} legs"
+        cot_line = f"Each {animal} has {legs} legs: {count} * {legs} = {kind_legs} legs"
         cod_line = f"{animal} {count}*{legs}={kind_legs}"
         if i:
             cot_line += f"; total {total} + {kind_legs} = {total + kind_legs}"
