@@ -52,6 +52,10 @@ def test_as_accurate_uses_the_margin_stated_up_front_and_only_where_both_targets
     assert analysis.cod_as_accurate("easy", cot, worse, learnt=True)["verdict"] == "less accurate"
     better = [True] * 95 + [False] * 5
     assert analysis.cod_as_accurate("easy", cot, better, learnt=True)["verdict"] == "more accurate"
+    # below CoT beyond doubt, but whether by more than the margin is not shown: never "the interval is too wide"
+    cot, slightly_worse = [True] * 150 + [False] * 50, [True] * 135 + [False] * 65
+    lower = analysis.cod_as_accurate("medium", cot, slightly_worse, learnt=True)
+    assert lower["verdict"] == "less accurate (the gap may be within 5%)" and lower["estimate"].startswith("Δ acc -0.075")
 
 
 def test_best_k_is_chosen_on_half_and_reported_on_the_other():
