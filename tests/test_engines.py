@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch._dynamo.utils
 
-from specbook import engines, jsonl, metrics, models, profiles, specdec, tokens, vllm_engine
-from specbook.engines import Generation, NativeEngine, Sampling, Speculative, TransformersEngine
+from specbook import engines, jsonl, metrics, models, profiles, specdec, tokens
+from specbook.engines import Generation, NativeEngine, Sampling, Speculative, TransformersEngine, vllm_engine
 from specbook.prompts import chat_prompt
 
 DATA = Path(__file__).parent / "data"
@@ -307,9 +307,30 @@ def test_make_builds_the_profiles_engine(target, tok, tmp_path):
 
 
 def test_engines_module_does_not_import_gpu_packages():
-    code = "import sys, specbook.engines, specbook.vllm_engine; print(any(m in sys.modules for m in ('vllm', 'unsloth')))"
+    code = "import sys, specbook.engines, specbook.engines.vllm_engine; print(any(m in sys.modules for m in ('vllm', 'unsloth')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
+
+
+def test_the_engine_modules_import_one_another_without_a_circle():
+    """Each engine module imports `engines.base` (and the package imports the in-process engines);
+    nothing imports back: module-level imports among specbook's modules form no cycle."""
+    import ast
+    from pathlib import Path
+
+    package = Path(engines.__file__).parent
+    imports = {}
+    for path in package.glob("*.py"):
+        name = "specbook.engines" if path.stem == "__init__" else f"specbook.engines.{path.stem}"
+        tree = ast.parse(path.read_text())
+        top = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("specbook.engines")]
+        imports[name] = {n.module for n in top}
+    assert imports["specbook.engines.base"] == set() and imports["specbook.engines.vllm_engine"] == {"specbook.engines.base"}
+
+    def reaches(start, goal, seen=()):
+        return any(m == goal or (m not in seen and reaches(m, goal, (*seen, m))) for m in imports.get(start, ()))
+
+    assert not [m for m in imports if reaches(m, m)]
 
 def test_the_rank_vllm_is_started_with_is_the_adapters(tmp_path):
     from peft import LoraConfig

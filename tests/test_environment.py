@@ -29,7 +29,7 @@ def test_makefile_pins_the_cpu_torch():
     assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
 
 
-# The versions the GPU code (vllm_engine, training's Unsloth path, gemini) was written and checked
+# The versions the GPU code (engines.vllm_engine, training's Unsloth path, gemini) was written and checked
 # against. A new lock that moves one fails here: read that library's changes, then update this.
 GPU_WRITTEN_FOR = {"vllm": "0.33.0", "unsloth": "2026.10.9", "trl": "1.15.0", "transformers": "5.17.0", "peft": "0.21.2"}
 

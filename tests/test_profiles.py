@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from specbook import profiles, training, vllm_engine
-from specbook.engines import Speculative
+from specbook import profiles, training
+from specbook.engines import Speculative, vllm_engine
 from specbook.paths import PARAMS
 
 

@@ -14,7 +14,7 @@ import time
 from tqdm import tqdm
 
 from specbook import models, specdec
-from specbook.engines import Generation, Sampling, Speculative, check_batch_size, check_draft_tokenizer, prompt_token_ids
+from specbook.engines.base import Generation, Sampling, Speculative, check_batch_size, check_draft_tokenizer, prompt_token_ids
 
 # --- vLLM -------------------------------------------------------------------------------------
 

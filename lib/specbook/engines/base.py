@@ -1,24 +1,6 @@
-"""Text generation behind one interface, three engines.
-
-    engine.generate(prompts, sampling, speculative=None, batch_size=1) -> [Generation]
-
-Prompts are finished strings (a chat template already applied) or token ids. At batch_size 1 every
-engine decodes one request after another: the book measures per-request latency there, and
-speculative decoding is a latency technique; speculative and plain runs of a comparison use one
-engine. batch_size > 1 is for throughput work (distillation, accuracy): the in-process engines run
-transformers' `generate()` on left-padded batches of that size, vLLM takes every prompt in one call
-(continuous batching). Greedy batched outputs are the batch-1 outputs; sampled ones come from one
-random stream per batch (seeded with the seed of its first request), not one per request.
-
-- `NativeEngine`: the lib's own decoder (`specdec`): a draft model or prompt lookup (n-gram),
-  and plain decoding through the same code path.
-- `TransformersEngine`: `model.generate()`, assisted generation with a draft model at a constant
-  K (acceptance counted by instrumenting the candidate generator), or prompt lookup (n-gram).
-- `VllmEngine` (GPU, module `vllm_engine`): `vllm.LLM` with a `speculative_config`.
-
-`generate_resumable` runs any engine over keyed prompts and appends each answer to a JSONL file
-as it is made, so that long generation (teachers, distillation) resumes where it stopped.
-"""
+"""The engines' interface and its types (`Sampling`, `Speculative`, `Generation`), what every engine
+shares (prompts to token ids, stop strings, end-of-sequence ids), the base of the two in-process
+engines, and `generate_resumable`. It imports no engine: each engine module imports it."""
 
 from __future__ import annotations
 
@@ -35,8 +17,6 @@ from specbook import jsonl, models, specdec
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from specbook.profiles import Engine
-    from specbook.vllm_engine import VllmEngine
 
 METHODS = ("draft_model", "ngram")
 
@@ -173,7 +153,7 @@ def prompt_token_ids(tokenizer, prompts: list[str] | list[list[int]], max_new_to
     return ids
 
 
-class _InProcess:
+class InProcess:
     """Shared by the engines that hold a transformers model in this process."""
 
     name = ""
@@ -190,7 +170,7 @@ class _InProcess:
         self._drafts: dict[str, Any] = {}
 
     @classmethod
-    def load(cls, name_or_path: str, **options) -> _InProcess:
+    def load(cls, name_or_path: str, **options) -> InProcess:
         from transformers import AutoTokenizer
 
         return cls(models.load_causal_lm(name_or_path), AutoTokenizer.from_pretrained(name_or_path), **options)
@@ -234,7 +214,7 @@ class _InProcess:
         for row, one in enumerate(ids):
             input_ids[row, width - len(one) :] = torch.tensor(one)
             mask[row, width - len(one) :] = 1
-        kwargs = {"stopping_criteria": [_StopStrings(self.tokenizer, sampling.stop, width)]} if sampling.stop else {}
+        kwargs = {"stopping_criteria": [StopStrings(self.tokenizer, sampling.stop, width)]} if sampling.stop else {}
         torch.manual_seed(seed)
         start = time.perf_counter()
         with torch.inference_mode():
@@ -277,78 +257,7 @@ class _InProcess:
         )
 
 
-class NativeEngine(_InProcess):
-    """The lib's speculative decoder; without `speculative`, plain decoding through the same loop.
-    `compile=True` runs the target and every draft through `specdec.compiled` (both alike, so that
-    plain and speculative runs compare like with like)."""
-
-    name = "native"
-
-    def __init__(self, model, tokenizer=None, compile: bool = False):
-        super().__init__(model, tokenizer)
-        self.compile = compile
-        self._compiled_drafts: dict[int, tuple] = {}
-        if compile:
-            self.model = specdec.compiled(self.model)
-
-    def draft_model(self, speculative: Speculative) -> PreTrainedModel:
-        draft = super().draft_model(speculative)
-        if not self.compile:
-            return draft
-        if id(draft) not in self._compiled_drafts:  # the entry holds the draft, so its id stays its own
-            self._compiled_drafts[id(draft)] = (draft, specdec.compiled(draft))
-        return self._compiled_drafts[id(draft)][1]
-
-    def _one(self, prompt_ids, sampling, speculative, seed) -> Generation:
-        draft = self.draft_model(speculative) if speculative and speculative.method == "draft_model" else None
-        ngram = speculative.ngram_max if speculative and speculative.method == "ngram" else None
-        stop = (lambda ids: stop_string_cut(self.tokenizer, ids, sampling.stop)) if sampling.stop else None
-        r = specdec.generate(
-            self.model,
-            draft,
-            prompt_ids,
-            k=speculative.k if speculative else 0,
-            max_new_tokens=sampling.max_new_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            eos_token_ids=self.eos,
-            seed=seed,
-            stop=stop,
-            ngram_max=ngram,
-        )
-        return self._finish(
-            r.token_ids,
-            r.finish_reason,
-            sampling,
-            latency_s=r.latency_s,
-            ttft_s=r.ttft_s,
-            steps=r.steps,
-            proposed=r.proposed,
-            accepted=r.accepted,
-            accepted_at=r.accepted_at,
-            step_accepts=r.step_accepts,
-            rejections=r.rejections,
-            draft_s=r.draft_s,
-            target_s=r.target_s,
-        )
-
-
-class _FirstTokenClock:
-    """A `generate()` streamer that notes when the first new tokens arrive (its first `put` is the prompt)."""
-
-    def __init__(self):
-        self.start, self.first, self.puts = time.perf_counter(), None, 0
-
-    def put(self, value):
-        self.puts += 1
-        if self.puts == 2:
-            self.first = time.perf_counter()
-
-    def end(self):
-        pass
-
-
-class _StopStrings:
+class StopStrings:
     """A `generate()` stopping criterion with the same rule as the other engines (decoded text,
     not transformers' token-string matching, which misses byte-level tokens)."""
 
@@ -360,111 +269,6 @@ class _StopStrings:
 
         found = [stop_string_cut(self.tokenizer, row, self.stop) is not None for row in input_ids[:, self.prompt_length :].tolist()]
         return torch.tensor(found, device=input_ids.device)  # one per row: each row of a batch stops on its own
-
-
-class _CountingCandidates:
-    """Wraps transformers' candidate generator to count what assisted generation proposes and keeps,
-    and which draft token each rejection replaced with which target token."""
-
-    def __init__(self, inner, counts: Generation, prompt_length: int):
-        self.inner, self.counts, self.prompt_length = inner, counts, prompt_length
-        self.last, self.candidates = 0, []
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def get_candidates(self, input_ids, **kwargs):
-        candidate_ids, candidate_logits = self.inner.get_candidates(input_ids, **kwargs)
-        self.last = candidate_ids.shape[1] - input_ids.shape[1]
-        self.candidates = candidate_ids[0, input_ids.shape[1] :].tolist()
-        return candidate_ids, candidate_logits
-
-    def update_candidate_strategy(self, input_ids, scores, num_matches):
-        # called once the step's tokens are appended: the last one is the target's own
-        n = int(num_matches)
-        c = self.counts
-        c.steps, c.proposed, c.accepted = c.steps + 1, c.proposed + self.last, c.accepted + n
-        c.step_accepts.append(n)
-        for i in range(n):
-            c.accepted_at[i] += 1
-        # fewer matches than candidates and another token: a rejection (at the length cap transformers
-        # also cuts candidates that were not refused)
-        if n < self.last and self.candidates[n] != (wrote := int(input_ids[0, -1])):
-            c.rejections.append((input_ids.shape[1] - 1 - self.prompt_length, self.candidates[n], wrote))
-        return self.inner.update_candidate_strategy(input_ids, scores, num_matches)
-
-
-class TransformersEngine(_InProcess):
-    """`model.generate()`; with `speculative`, assisted generation (draft model at a constant K,
-    lossless speculative sampling when temperature > 0) or prompt lookup."""
-
-    name = "transformers"
-
-    def _one(self, prompt_ids, sampling, speculative, seed) -> Generation:
-        import torch
-
-        kwargs = {}
-        counts = Generation("", [], "", 0.0, accepted_at=[0] * (speculative.k if speculative else 0))  # counted into
-        if speculative is not None and speculative.method == "draft_model":
-            draft = self.draft_model(speculative)
-            # a fixed K: no heuristic schedule, no early stop on the draft's confidence
-            draft.generation_config.num_assistant_tokens = speculative.k
-            draft.generation_config.num_assistant_tokens_schedule = "constant"
-            draft.generation_config.assistant_confidence_threshold = 0.0
-            kwargs["assistant_model"] = draft
-        elif speculative is not None:
-            kwargs.update(prompt_lookup_num_tokens=speculative.k, max_matching_ngram_size=speculative.ngram_max)
-        if speculative is not None:
-            original = self.model._get_candidate_generator
-            self.model._get_candidate_generator = lambda *a, **kw: _CountingCandidates(original(*a, **kw), counts, len(prompt_ids))
-        if sampling.stop:
-            kwargs["stopping_criteria"] = [_StopStrings(self.tokenizer, sampling.stop, len(prompt_ids))]
-        ids = torch.tensor([prompt_ids], device=self.model.device)
-        clock = _FirstTokenClock()
-        torch.manual_seed(seed)
-        try:
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=ids, attention_mask=torch.ones_like(ids), streamer=clock, **self._generate_kwargs(sampling), **kwargs
-                )
-        finally:
-            if speculative is not None:
-                del self.model._get_candidate_generator  # the class's method again
-        end = time.perf_counter()
-        new = out[0, len(prompt_ids) :].tolist()
-        keep = stop_string_cut(self.tokenizer, new, sampling.stop)
-        if keep is not None:  # an assisted step may have accepted tokens past the stop string
-            new = new[:keep]
-        finished = keep is not None or (bool(new) and new[-1] in self.eos)
-        if speculative is None:
-            counts.steps = len(new)
-        return self._finish(
-            new,
-            "stop" if finished else "length",
-            sampling,
-            latency_s=end - clock.start,
-            ttft_s=(clock.first - clock.start) if clock.first else None,
-            steps=counts.steps,
-            proposed=counts.proposed,
-            accepted=counts.accepted,
-            accepted_at=counts.accepted_at,
-            step_accepts=counts.step_accepts,
-            rejections=counts.rejections,
-        )
-
-
-def make(cfg: Engine, model: str, seed: int = 0, lora: str | None = None) -> NativeEngine | TransformersEngine | VllmEngine:
-    """The profile's engine (a profiles.Engine) for a model path or Hub id. `lora`: an adapter
-    folder that vLLM serves on top of `model` (the in-process engines take a merged model's path)."""
-    if cfg.kind == "vllm":
-        from specbook.vllm_engine import VllmEngine
-
-        return VllmEngine(model, cfg.tensor_parallel_size, cfg.gpu_memory_utilization, seed, lora=lora)
-    if lora is not None:
-        raise ValueError(f"the {cfg.kind} engine takes a merged model's path (training.merge), not an adapter on top of {model}")
-    if cfg.kind == "native":
-        return NativeEngine.load(model, compile=cfg.compile)
-    return TransformersEngine.load(model)
 
 
 def generate_resumable(
