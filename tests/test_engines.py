@@ -311,7 +311,6 @@ def test_engines_module_does_not_import_gpu_packages():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
-
 def test_the_engine_modules_import_one_another_without_a_circle():
     """Each engine module imports `engines.base` (and the package imports the in-process engines);
     nothing imports back: module-level imports among specbook's modules form no cycle."""
@@ -331,6 +330,7 @@ def test_the_engine_modules_import_one_another_without_a_circle():
         return any(m == goal or (m not in seen and reaches(m, goal, (*seen, m))) for m in imports.get(start, ()))
 
     assert not [m for m in imports if reaches(m, m)]
+
 
 def test_the_rank_vllm_is_started_with_is_the_adapters(tmp_path):
     from peft import LoraConfig

@@ -27,6 +27,13 @@ class Contrarian(torch.nn.Module):
         return SimpleNamespace(logits=logits)
 
 
+@pytest.fixture(params=[False, True], ids=["dynamic cache", "static cache"])
+def static(request):
+    """The decoder's two caches: grown as tokens come (a CPU's), or allocated once and rolled back
+    by position (a GPU's, here without CUDA graphs): every test below passes through both."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def target(tiny_model):
     return tiny_model(VOCAB, 0, layers=2)
@@ -54,12 +61,12 @@ def reference_greedy(model, prompt, n):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
-def test_greedy_equals_the_target_alone(target, draft, k):
+def test_greedy_equals_the_target_alone(target, draft, k, static):
     for seed in range(6):
         prompt = torch.randint(0, VOCAB, (3 + seed,), generator=torch.Generator().manual_seed(seed)).tolist()
         expected = reference_greedy(target, prompt, 20)
-        assert specdec.generate(target, None, prompt, k=0, max_new_tokens=20).token_ids == expected
-        assert specdec.generate(target, draft, prompt, k=k, max_new_tokens=20).token_ids == expected
+        assert specdec.generate(target, None, prompt, k=0, max_new_tokens=20, static_cache=static).token_ids == expected
+        assert specdec.generate(target, draft, prompt, k=k, max_new_tokens=20, static_cache=static).token_ids == expected
 
 
 def test_the_decoding_time_is_split_between_the_two_models_and_the_decoder(target, draft):
@@ -70,11 +77,11 @@ def test_the_decoding_time_is_split_between_the_two_models_and_the_decoder(targe
     assert plain.draft_s < plain.target_s / 10  # no draft: only the timer's own reading
 
 
-def test_greedy_with_drafts_that_always_agree_or_always_disagree(target):
+def test_greedy_with_drafts_that_always_agree_or_always_disagree(target, static):
     prompt = [1, 2, 3]
     expected = reference_greedy(target, prompt, 10)
-    agree = specdec.generate(target, target, prompt, k=4, max_new_tokens=10)
-    disagree = specdec.generate(target, Contrarian(target), prompt, k=4, max_new_tokens=5)
+    agree = specdec.generate(target, target, prompt, k=4, max_new_tokens=10, static_cache=static)
+    disagree = specdec.generate(target, Contrarian(target), prompt, k=4, max_new_tokens=5, static_cache=static)
     assert agree.token_ids == expected and disagree.token_ids == expected[:5]
     # hand-computed accounting: 10 tokens as 4 accepted + bonus, twice
     assert (agree.steps, agree.proposed, agree.accepted, agree.accepted_at) == (2, 8, 8, [2, 2, 2, 2])
@@ -82,11 +89,11 @@ def test_greedy_with_drafts_that_always_agree_or_always_disagree(target):
     assert (disagree.steps, disagree.proposed, disagree.accepted, disagree.accepted_at) == (5, 10, 0, [0, 0, 0, 0])
 
 
-def test_stops_at_eos(target):
+def test_stops_at_eos(target, static):
     prompt = [1, 2, 3]
     full = reference_greedy(target, prompt, 12)
     eos = full[4]
-    result = specdec.generate(target, target, prompt, k=3, max_new_tokens=12, eos_token_ids={eos})
+    result = specdec.generate(target, target, prompt, k=3, max_new_tokens=12, eos_token_ids={eos}, static_cache=static)
     assert result.token_ids == full[: full.index(eos) + 1] and result.finish_reason == "stop"
 
 
@@ -98,10 +105,10 @@ def test_prompt_lookup_proposes_what_followed_the_first_occurrence():
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_greedy_prompt_lookup_equals_the_target_alone(target, k):
+def test_greedy_prompt_lookup_equals_the_target_alone(target, k, static):
     prompt = [1, 2, 3, 1, 2, 3, 1, 2]
     expected = reference_greedy(target, prompt, 20)
-    result = specdec.generate(target, None, prompt, k=k, max_new_tokens=20, ngram_max=3)
+    result = specdec.generate(target, None, prompt, k=k, max_new_tokens=20, ngram_max=3, static_cache=static)
     assert result.token_ids == expected and result.proposed > 0
     assert len(result.token_ids) == result.steps + result.accepted
 
@@ -122,11 +129,13 @@ def exact_pairs(model, prompt, temperature):
     return joint
 
 
-def sampled_pairs(target, draft, prompt, temperature, n):
+def sampled_pairs(target, draft, prompt, temperature, n, static=False):
     counts = np.zeros((VOCAB, VOCAB))
     rng = torch.Generator().manual_seed(2024)  # one stream for all samples: a test of the decoder, not of torch's seeding
     for _ in range(n):
-        a, b = specdec.generate(target, draft, prompt, k=3, max_new_tokens=2, temperature=temperature, seed=rng).token_ids
+        a, b = specdec.generate(
+            target, draft, prompt, k=3, max_new_tokens=2, temperature=temperature, seed=rng, static_cache=static
+        ).token_ids
         counts[a, b] += 1
     return counts
 
@@ -147,13 +156,13 @@ def sampling_case(tiny_model):
     return target, draft, prompt, temperature, probs
 
 
-def test_sampling_matches_the_target_distribution(sampling_case):
+def test_sampling_matches_the_target_distribution(sampling_case, static):
     target, draft, prompt, temperature, probs = sampling_case
-    counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES)
+    counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES, static)
     assert chi_square_p(counts, probs) > 0.001
 
 
-def test_prompt_lookup_sampling_matches_the_target_distribution(sampling_case):
+def test_prompt_lookup_sampling_matches_the_target_distribution(sampling_case, static):
     """Certain proposals (q = 1): accepted with probability p(x), else a draw from p without x."""
     target, _, prompt, temperature, probs = sampling_case
     counts = np.zeros((VOCAB, VOCAB))
@@ -162,7 +171,7 @@ def test_prompt_lookup_sampling_matches_the_target_distribution(sampling_case):
     probs = exact_pairs(target, lookup_prompt, temperature)
     for _ in range(N_SAMPLES):
         a, b = specdec.generate(
-            target, None, lookup_prompt, k=2, max_new_tokens=2, temperature=temperature, seed=rng, ngram_max=2
+            target, None, lookup_prompt, k=2, max_new_tokens=2, temperature=temperature, seed=rng, ngram_max=2, static_cache=static
         ).token_ids
         counts[a, b] += 1
     assert chi_square_p(counts, probs) > 1e-3
@@ -182,10 +191,36 @@ def test_top_p_keeps_the_smallest_nucleus():
     assert specdec.residual_distribution(probs, probs).sum() == 1.0
 
 
-def test_a_generator_continues_its_stream_across_calls(target, draft):
+def test_a_generator_continues_its_stream_across_calls(target, draft, static):
     def draws(rng):
-        return [specdec.generate(target, draft, [4, 7], k=3, max_new_tokens=6, temperature=1.0, seed=rng).token_ids for _ in range(4)]
+        return [
+            specdec.generate(target, draft, [4, 7], k=3, max_new_tokens=6, temperature=1.0, seed=rng, static_cache=static).token_ids
+            for _ in range(4)
+        ]
 
     first = draws(torch.Generator().manual_seed(7))
     assert first == draws(torch.Generator().manual_seed(7))  # reproducible from the generator's seed
     assert len({tuple(t) for t in first}) > 1  # each call draws on, it does not restart the stream
+
+
+@torch.inference_mode()  # as the decoder runs (its caches are inference tensors)
+def test_a_static_cache_rolls_back_by_position_and_is_kept_for_the_next_request(target):
+    cached = specdec.static_cached(target, "target", need=20)
+    assert cached.max_len == 256 and not cached.graphs  # rounded up; graphs only on CUDA
+    cached.forward([1, 2, 3, 4, 5])
+    keys = [layer.keys.data_ptr() for layer in cached.cache.layers]
+    cached.keep(2)
+    assert cached.length == 2 and [int(layer.cumulative_length) for layer in cached.cache.layers] == [2] * len(keys)
+    cached.forward([3])  # written at position 2, over the stale token
+    assert [layer.keys.data_ptr() for layer in cached.cache.layers] == keys and cached.length == 3
+    again = specdec.static_cached(target, "target", need=30)
+    assert again is cached and again.length == 0  # the same buffers, emptied
+    assert specdec.static_cached(target, "draft", need=30) is not cached  # one model may be target and draft
+    assert specdec.static_cached(target, "target", need=300).max_len == 512  # too short: a longer one replaces it
+    with pytest.raises(ValueError, match="do not fit this static cache of 512"):
+        specdec.static_cached(target, "target", need=300).forward(list(range(513)))
+
+
+def test_the_cache_is_passed_under_the_name_transformers_knows():
+    assert specdec.cache_argument("5.17.0") == "past_key_values"  # the GPU environment's
+    assert specdec.cache_argument("5.25.0") == "cache"  # renamed there; the old name goes in 5.40

@@ -26,8 +26,6 @@ def seed_everything(seed: int) -> None:
 # Warnings the libraries raise on every run of the book that say nothing about it: each matched by
 # its category and the start of its message, so that any other warning still shows.
 KNOWN_HARMLESS = [
-    # transformers renames an argument our decoder passes (the GPU environment's transformers lacks the new name)
-    (FutureWarning, r"`past_key_values` is deprecated"),
     # raised inside TRL/peft's training loop, not by the book's code
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
     # TRL pins batches by default; without a GPU there is nothing to pin to

@@ -15,9 +15,11 @@ occurrence of the latest n-gram: a certain proposal (q = 1), verified by the sam
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -131,9 +133,31 @@ class SpeculativeResult:
     ttft_s: float = 0.0
     latency_s: float = 0.0
     # after the first step (the decoding the cost model describes): seconds inside the draft's
-    # forward passes and inside the target's; the rest of the time is the decoder's own work
-    draft_s: float = 0.0
-    target_s: float = 0.0
+    # forward passes and inside the target's; the rest of the time is the decoder's own work.
+    # None on a GPU, where a forward call returns before its kernels have run
+    draft_s: float | None = 0.0
+    target_s: float | None = 0.0
+
+
+@functools.cache
+def cache_argument(version: str | None = None) -> str:
+    """The name under which a model's forward pass takes its KV cache: transformers 5.25 renamed
+    `past_key_values` to `cache` (the old name is removed in 5.40), and the GPU environment's
+    transformers (5.17) knows only the old one. `version`: transformers' own when None."""
+    from packaging.version import Version
+
+    if version is None:
+        import transformers
+
+        version = transformers.__version__
+    return "cache" if Version(version) >= Version("5.25.0.dev0") else "past_key_values"
+
+
+def as_ids(ids, device) -> torch.Tensor:
+    """Token ids as a 1-D tensor on `device` (a list is copied there; a tensor already there is kept)."""
+    if isinstance(ids, torch.Tensor):
+        return ids.reshape(-1).to(device)
+    return torch.tensor(ids, dtype=torch.long, device=device)
 
 
 def contiguous_strides(shape) -> tuple[int, ...]:
@@ -146,7 +170,8 @@ def contiguous_strides(shape) -> tuple[int, ...]:
 
 
 class CachedModel:
-    """A model with its KV cache (a transformers `DynamicCache`) and the number of tokens it holds.
+    """A model with its KV cache (a transformers `DynamicCache`, grown as tokens come) and the
+    number of tokens it holds: the decoder's cache on a CPU.
 
     A compiled model guards on the strides of the cache tensors it is given (those of size-1
     dimensions too) and compiles a new graph for each new layout. The prompt pass, a decoding step
@@ -161,13 +186,14 @@ class CachedModel:
         self.cache = DynamicCache(config=model.config)
         self.length = 0
 
-    def forward(self, ids: list[int]) -> torch.Tensor:
-        """The logits at each of `ids`, fed after the tokens the cache holds."""
+    def forward(self, ids) -> torch.Tensor:
+        """The logits at each of `ids` (a list or a 1-D tensor), fed after the tokens the cache holds."""
         for layer in self.cache.layers:
             for name in ("keys", "values") if layer.is_initialized else ():
                 if (t := getattr(layer, name)).stride() != contiguous_strides(t.shape):
                     setattr(layer, name, t.clone(memory_format=torch.contiguous_format))
-        out = self.model(input_ids=torch.tensor([ids], device=self.model.device), past_key_values=self.cache, use_cache=True)
+        ids = as_ids(ids, self.model.device)
+        out = self.model(input_ids=ids[None], use_cache=True, **{cache_argument(): self.cache})
         self.length += len(ids)
         return out.logits[0]
 
@@ -176,6 +202,106 @@ class CachedModel:
         if n < self.length:
             self.cache.crop(n - self.length)  # transformers 5: a negative count of tokens to drop
             self.length = n
+
+
+class StaticCachedModel:
+    """A model with a KV cache allocated once for `max_len` tokens and written by position (a
+    transformers `StaticCache`, whose layers keep their length as a counter on the device): a
+    rollback moves the position and copies nothing, and no pass allocates. The decoder's cache on a GPU.
+
+    On CUDA every pass over at most GRAPH_TOKENS new tokens after the prompt (a draft step, the
+    draft's catch-up of two tokens, a verify pass, a 1-token step) runs as a CUDA graph, captured
+    the first time that number of tokens comes and replayed after: one launch instead of one per
+    kernel, which is what a batch-1 step of a small model is made of. The prompt pass runs eagerly.
+    Graph and eager passes over the same number of tokens run the same kernels. Elsewhere (a CPU)
+    every pass runs eagerly through the same code."""
+
+    GRAPH_TOKENS = 16
+
+    def __init__(self, model, max_len: int, graphs: bool | None = None):
+        from transformers import StaticCache
+
+        self.model, self.max_len = model, max_len
+        self.cache = StaticCache(config=model.config, max_cache_len=max_len)
+        self.length = 0
+        self.graphs = model.device.type == "cuda" if graphs is None else graphs
+        self.captured: dict[int, tuple] = {}  # tokens per pass -> (graph, its input ids, its logits)
+        self.pool = None  # one memory pool for all of this model's graphs
+
+    def _pass(self, ids_2d: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids_2d, use_cache=True, **{cache_argument(): self.cache}).logits[0]
+
+    def forward(self, ids) -> torch.Tensor:
+        """The logits at each of `ids` (a list or a 1-D tensor), fed after the tokens the cache holds.
+        A graph's logits are its own output buffer: read them before the next pass of that length."""
+        ids = as_ids(ids, self.model.device)
+        n = len(ids)
+        if self.length + n > self.max_len:
+            raise ValueError(f"{self.length + n} tokens do not fit this static cache of {self.max_len}; make it longer")
+        if self.graphs and self.length and n <= self.GRAPH_TOKENS:
+            graph, inputs, logits = self.captured.get(n) or self._capture(n)
+            inputs.copy_(ids[None])
+            graph.replay()
+        else:
+            logits = self._pass(ids[None])
+        self.length += n
+        return logits
+
+    def keep(self, n: int) -> None:
+        """Roll the cache back to its first n tokens: each layer's position moves back; the stale
+        keys and values past it are masked until overwritten."""
+        if n < self.length:
+            self._move_to(n)
+            self.length = n
+
+    def _move_to(self, position: int) -> None:
+        # set here, not by `cache.crop`: transformers 5.17's static layers crop by slicing their tensors
+        for layer in self.cache.layers:
+            if layer.is_initialized:
+                layer.cumulative_length.fill_(position)
+
+    def _capture(self, n: int) -> tuple:
+        """Capture a pass over n tokens at the current position (which the graph reads from the
+        device each replay, so it holds at any position). Warm-up passes on a side stream first, as
+        CUDA graphs need; each is rolled back (it wrote only past the valid tokens)."""
+        inputs = torch.zeros((1, n), dtype=torch.long, device=self.model.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._pass(inputs)
+                self._move_to(self.length)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):  # recorded, not run: the position does not move
+            logits = self._pass(inputs)
+        self.pool = graph.pool()
+        self.captured[n] = (graph, inputs, logits)
+        return self.captured[n]
+
+
+# Each model's static cache and graphs, kept from request to request (a graph holds its buffers'
+# addresses); by role, since one model may be both target and draft. Dropped with the model.
+_static_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def static_cached(model, role: str, need: int) -> StaticCachedModel:
+    """`model`'s static cache for `role`, emptied, holding at least `need` tokens (a longer one,
+    rounded up to 256 tokens, replaces one too short)."""
+    caches = _static_caches.setdefault(model, {})
+    if role not in caches or caches[role].max_len < need:
+        caches[role] = StaticCachedModel(model, -(-need // 256) * 256)
+    caches[role].keep(0)
+    return caches[role]
+
+
+def greedy_accepted(proposals: list[int], choices: list[int]) -> int:
+    """How many proposals greedy verification accepts: those that equal the target's argmax at
+    their position, left to right, up to the first that does not."""
+    n = 0
+    while n < len(proposals) and proposals[n] == choices[n]:
+        n += 1
+    return n
 
 
 def ngram_proposals(seq: list[int], k: int, ngram_max: int) -> list[int]:
@@ -203,14 +329,18 @@ def generate(
     seed: int | torch.Generator = 0,
     stop: Callable[[list[int]], int | None] | None = None,
     ngram_max: int | None = None,
+    static_cache: bool | None = None,
 ) -> SpeculativeResult:
     """Speculative decoding of one prompt. k=0 (or no draft and no `ngram_max`) is plain target
     decoding through the same code path, so that speedups compare like with like. `draft`: a model,
     or None with `ngram_max` for prompt lookup (`ngram_proposals`; its proposals are certain, q = 1,
     so a token is accepted with probability p(x)). `seed`: a number (the request's own random
     stream) or a generator whose stream continues across calls (many samples drawn as one
-    sequence, as a statistical test wants). `stop(new_ids)`, if given, returns how many of the new
-    tokens to keep once a stop condition (a stop string) is met, else None.
+    sequence, as a statistical test wants), on the model's device. `stop(new_ids)`, if given, returns how many of the new
+    tokens to keep once a stop condition (a stop string) is met, else None. `static_cache`: each
+    model's cache allocated once and rolled back by position (`StaticCachedModel`, with CUDA graphs
+    on a GPU) rather than grown as tokens come (`CachedModel`); None: static on CUDA. Greedy steps
+    wait for the device once, when the target's choices are compared with the proposals.
 
     Greedy decoding takes a shortcut with the same result as the one-hot distributions: argmaxes
     compared directly, no distributions built and no random numbers drawn (per-token work the
@@ -223,59 +353,77 @@ def generate(
         k = 0
     elif draft is not None:
         check_pair(target.config, draft.config)
-    rng = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    device = target.device
+    if isinstance(seed, torch.Generator):
+        if seed.device.type != device.type:
+            raise ValueError(
+                f"the generator is on {seed.device.type} and the model on {device.type}: make it with torch.Generator(device=...)"
+            )
+        rng = seed
+    else:
+        rng = torch.Generator(device=device).manual_seed(seed)  # drawn on the model's device, where the distributions are
     greedy = temperature == 0
+    static = device.type == "cuda" if static_cache is None else static_cache
+    timed = device.type == "cpu"  # elsewhere a forward call returns before its kernels have run
 
-    def draw(dist: torch.Tensor) -> int:
-        return int(torch.multinomial(dist, 1, generator=rng))
+    def draw(dist: torch.Tensor) -> torch.Tensor:
+        return torch.multinomial(dist, 1, generator=rng)  # a 1-token tensor, left on the device
 
-    tgt, drf = CachedModel(target), (CachedModel(draft) if k and draft is not None else None)
+    def cached(model, role):
+        return static_cached(model, role, len(prompt_ids) + max_new_tokens) if static else CachedModel(model)
+
+    tgt, drf = cached(target, "target"), (cached(draft, "draft") if k and draft is not None else None)
     seq, n_prompt = list(prompt_ids), len(prompt_ids)
     result = SpeculativeResult(token_ids=[], finish_reason="length", accepted_at=[0] * k)
+    if not timed:
+        result.draft_s = result.target_s = None
     start = time.perf_counter()
     while (room := max_new_tokens - (len(seq) - n_prompt)) > 0:
         kk = min(k, room - 1)  # never propose tokens that could not be emitted
-        proposals, q_dists = [], []
+        unread = as_ids(seq[tgt.length :], device)  # the tokens the target has not read yet (one or two, or the prompt)
         started = time.perf_counter()
+        q_dists, drafted = [], []
         if kk and drf is None:
-            proposals = ngram_proposals(seq, kk, ngram_max)
+            drafted = [as_ids(ngram_proposals(seq, kk, ngram_max), device)]
         elif kk:
             logits = drf.forward(seq[drf.length :])[-1]
-            for i in range(kk):
+            for i in range(kk):  # proposals stay on the device: no waiting on the GPU between draft steps
                 if greedy:
-                    proposals.append(int(logits.argmax()))
+                    drafted.append(logits.argmax(-1, keepdim=True))
                 else:
                     q_dists.append(probabilities(logits, temperature, top_p))
-                    proposals.append(draw(q_dists[-1]))
+                    drafted.append(draw(q_dists[-1]))
                 if i < kk - 1:
-                    logits = drf.forward([proposals[-1]])[-1]
-        n = len(proposals)
-        drafted = time.perf_counter()
-        logits = tgt.forward(seq[tgt.length :] + proposals)[-(n + 1) :]
-        if result.steps:  # not the first step, which also reads the prompt
-            result.draft_s += drafted - started
-            result.target_s += time.perf_counter() - drafted
+                    logits = drf.forward(drafted[-1])[-1]
+        proposed = torch.cat(drafted) if drafted else unread[:0]
+        n = len(proposed)
+        drafted_at = time.perf_counter()
+        logits = tgt.forward(torch.cat([unread, proposed]))[-(n + 1) :]
+        if result.steps and timed:  # not the first step, which also reads the prompt
+            result.draft_s += drafted_at - started
+            result.target_s += time.perf_counter() - drafted_at
         n_accepted, token = 0, None
         if greedy:  # a proposal is accepted exactly when it is the target's argmax
-            choices = logits.argmax(-1).tolist()
-            while n_accepted < n and proposals[n_accepted] == choices[n_accepted]:
-                n_accepted += 1
+            both = torch.cat([proposed, logits.argmax(-1)]).tolist()  # the step's one wait for the device
+            proposals, choices = both[:n], both[n:]
+            n_accepted = greedy_accepted(proposals, choices)
             token = choices[n_accepted]
             if n_accepted < n:
                 result.rejections.append((len(seq) - n_prompt + n_accepted, proposals[n_accepted], token))
         else:
+            proposals = proposed.tolist()
             p_dists = probabilities(logits, temperature, top_p)
             for i, x in enumerate(proposals):
-                q = q_dists[i] if q_dists else torch.nn.functional.one_hot(torch.tensor(x), p_dists.shape[-1]).double()
+                q = q_dists[i] if q_dists else torch.nn.functional.one_hot(proposed[i], p_dists.shape[-1]).double()
                 ratio = (p_dists[i, x] / q[x]).item()
-                if torch.rand((), generator=rng, dtype=torch.float64).item() < min(1.0, ratio):
+                if torch.rand((), generator=rng, dtype=torch.float64, device=device).item() < min(1.0, ratio):
                     n_accepted += 1
                 else:
-                    token = draw(residual_distribution(p_dists[i], q))  # a fresh draw
+                    token = int(draw(residual_distribution(p_dists[i], q)))  # a fresh draw
                     result.rejections.append((len(seq) - n_prompt + i, x, token))
                     break
             if token is None:
-                token = draw(p_dists[n])  # all accepted: the bonus token
+                token = int(draw(p_dists[n]))  # all accepted: the bonus token
         for i in range(n_accepted):
             result.accepted_at[i] += 1
         result.steps += 1
