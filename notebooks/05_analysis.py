@@ -262,6 +262,7 @@ for level in LEVELS:
                 level,
                 LABELS[style],
                 spec.identical_to_plain,
+                spec.near_tie,
                 *paired(requests_of(level, style), requests_of(level, style, "distilled", B.k), "correct"),
             )
         )

@@ -25,11 +25,12 @@ def test_speculation_verdicts():
     assert analysis.speculation_faster("easy", "CoD", 5, 2.0, 1.7, 2.2, False)["verdict"] == "faster"
     assert analysis.speculation_faster("easy", "CoD", 5, 1.05, 0.97, 1.1, False)["verdict"] == "not shown"
     assert analysis.speculation_faster("easy", "CoD", 5, 0.8, 0.7, 0.9, True)["verdict"] == "slower (unstable timing: its rounds disagree)"
-    same = analysis.speculation_unchanged("easy", "CoD", 1.0, [True, False] * 10, [True, False] * 10)
+    same = analysis.speculation_unchanged("easy", "CoD", 1.0, 0.0, [True, False] * 10, [True, False] * 10)
     assert same["verdict"] == "changes nothing (every answer identical)" and "Δ acc +0.000 [+0.000, +0.000]" in same["estimate"]
-    assert (
-        analysis.speculation_unchanged("easy", "CoD", 0.95, [True] * 20, [True] * 19 + [False])["verdict"] == "changed 5.0% of the answers"
-    )
+    rounding = analysis.speculation_unchanged("easy", "CoD", 0.9, 0.1, [True] * 20, [True] * 20)
+    assert rounding["verdict"] == "changes nothing but rounding (10.0% of the answers parted at a numerical near-tie)"
+    beyond = analysis.speculation_unchanged("easy", "CoD", 0.9, 0.05, [True] * 20, [True] * 19 + [False])
+    assert beyond["verdict"] == "changed 5.0% of the answers beyond rounding"
 
 
 def test_cod_shorter_and_better_accepted():

@@ -155,3 +155,12 @@ def test_exponents_read_as_numbers(params):
     path = params / "smoke.yaml"
     path.write_text(path.read_text().replace("learning_rate: 0.002,", "learning_rate: 2e-3,"))
     assert profiles.load("smoke", params).sft.args.learning_rate == 0.002
+
+
+def test_a_stage_depends_on_every_module_of_a_lib_package():
+    from specbook.paths import LIB, lib_sources
+
+    files = lib_sources("specdec", "engines")
+    assert files[0] == LIB / "specdec.py" and {f.name for f in files[1:]} >= {"__init__.py", "base.py", "native.py", "vllm_engine.py"}
+    with pytest.raises(FileNotFoundError, match="no lib source .*nothing.py"):
+        lib_sources("nothing")

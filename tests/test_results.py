@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from specbook import profiles, results
+from specbook import lossless, profiles, results
 from specbook.engines import Generation
 from specbook.evaluation import grade
 
@@ -74,6 +74,16 @@ def test_run_metrics():
     assert (m["proposed"], m["accepted"], m["steps"]) == (16, 4, 8) and m["acceptance_rate"] == 0.25
     assert m["latency_median_s"] == 0.2 and math.isclose(m["latency_p90_s"], 0.36)  # numpy's linear interpolation
     assert m["tokens_per_request"] == 12 / 3 and math.isclose(m["tokens_per_s"], 12 / 0.7)
+    assert "near_tie" not in m  # no classification asked for
+
+
+def test_run_metrics_and_rows_carry_the_kind_of_each_difference():
+    plain = grade(ROWS, generations())
+    spec = grade(ROWS, generations(second="Answer: 7"))
+    kinds = [lossless.Difference("identical"), lossless.Difference("near-tie", 1, 9, 10, 0.01, 0.06), lossless.Difference("identical")]
+    m = results.run_metrics(spec, plain, kinds)
+    assert (m["near_tie"], m["mismatch"], m["near_tie_ids"], m["mismatch_ids"]) == (1 / 3, 0.0, ["q2"], [])
+    assert [r["lossless"] for r in results.request_rows(spec, plain, kinds)] == ["identical", "near-tie", "identical"]
 
 
 RUN = results.Run("easy", "cod", "distilled", 2, 0.0, "native", "timed")

@@ -57,18 +57,26 @@ def speculation_faster(level: str, target: str, k: int, speedup: float, low: flo
     return _verdict(f"2a. speculation (K = {k}) is faster, {target}", level, verdict, test, f"{speedup:.2f}x [{low:.2f}-{high:.2f}]")
 
 
-def speculation_unchanged(level: str, target: str, identical: float, alone: Sequence[bool], speculative: Sequence[bool]) -> dict:
-    """Does speculation change what the target writes? The share of answers identical token for
-    token, and the paired accuracy difference with its bootstrap interval."""
+def speculation_unchanged(
+    level: str, target: str, identical: float, near_tie: float, alone: Sequence[bool], speculative: Sequence[bool]
+) -> dict:
+    """Does speculation change what the target writes? The shares of answers identical token for
+    token and parted at a numerical near-tie (`lossless`; a mismatch stops chapter 04), and the
+    paired accuracy difference with its bootstrap interval."""
     diff, low, high = stats.paired_bootstrap(_mean_difference, alone, speculative)
-    verdict = "changes nothing (every answer identical)" if identical == 1 else f"changed {1 - identical:.1%} of the answers"
-    test = "identity on every problem; bootstrap 95 % interval of the paired accuracy difference"
+    if identical == 1:
+        verdict = "changes nothing (every answer identical)"
+    elif identical + near_tie >= 1 - 1e-9:
+        verdict = f"changes nothing but rounding ({near_tie:.1%} of the answers parted at a numerical near-tie)"
+    else:
+        verdict = f"changed {1 - identical - near_tie:.1%} of the answers beyond rounding"
+    test = "identity on every problem, a difference classified where it starts; bootstrap 95 % interval of the paired accuracy difference"
     return _verdict(
         f"2b. speculation changes nothing, {target}",
         level,
         verdict,
         test,
-        f"identical {identical:.3f}; Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]",
+        f"identical {identical:.3f}, near-tie {near_tie:.3f}; Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]",
     )
 
 

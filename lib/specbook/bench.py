@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from specbook import metrics, specdec
+from specbook import lossless, metrics, specdec
 from specbook.engines import Sampling, Speculative
 
 
@@ -83,13 +83,16 @@ def _median_round(generations: list):
 
 
 @torch.inference_mode()
-def forward_ms(model, context: int, n_tokens: int, repeats: int, warmup: int = 3, seed: int = 0) -> float:
+def forward_ms(model, context: int, n_tokens: int, repeats: int, warmup: int = 3, seed: int = 0, static_cache: bool | None = None) -> float:
     """Median milliseconds of one forward pass over n_tokens new tokens after `context` cached
     ones: n_tokens = 1 is a decoding step, K + 1 a verification pass. Each pass is a call of the
-    decoder's own `specdec.CachedModel`, rolled back after it as the decoder rolls back."""
+    decoder's own cache, rolled back after it as the decoder rolls back: `specdec.CachedModel`, or
+    with `static_cache` (None: on CUDA) `specdec.StaticCachedModel`, whose passes after the prompt
+    are CUDA graphs on a GPU (captured in the warm-up)."""
     gen = torch.Generator().manual_seed(seed)
     prefix, new = (torch.randint(0, model.config.vocab_size, (n,), generator=gen).tolist() for n in (context, n_tokens))
-    cached = specdec.CachedModel(model)
+    static = model.device.type == "cuda" if static_cache is None else static_cache
+    cached = specdec.static_cached(model, "timing", context + n_tokens) if static else specdec.CachedModel(model)
     cached.forward(prefix)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     times = []
@@ -117,12 +120,13 @@ class StepCosts:
     rounds: list[dict]  # per round: target_ms, draft_ms, verify_ms
 
 
-def step_costs(target, draft, ks: list[int], context: int, repeats: int, rounds: int = 3) -> StepCosts:
-    """Target step, draft step and the target's verify passes for each K, taking turns over `rounds`."""
+def step_costs(target, draft, ks: list[int], context: int, repeats: int, rounds: int = 3, static_cache: bool | None = None) -> StepCosts:
+    """Target step, draft step and the target's verify passes for each K, taking turns over `rounds`
+    (`static_cache`: as `forward_ms`)."""
     runs = {
-        "target": lambda: forward_ms(target, context, 1, repeats),
-        "draft": lambda: forward_ms(draft, context, 1, repeats),
-        **{k: (lambda k=k: forward_ms(target, context, k + 1, repeats)) for k in ks},
+        "target": lambda: forward_ms(target, context, 1, repeats, static_cache=static_cache),
+        "draft": lambda: forward_ms(draft, context, 1, repeats, static_cache=static_cache),
+        **{k: (lambda k=k: forward_ms(target, context, k + 1, repeats, static_cache=static_cache)) for k in ks},
     }
     timed = interleaved(runs, rounds)
     per_round = [
@@ -205,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     prompts = evaluation.prompts(engines["native eager"].tokenizer, rows, "cod")
     sampling = Sampling(max_new_tokens=B.max_new_tokens)  # greedy
     configs = {"alone": None, **{f"K={k}": Speculative("draft_model", k, str(draft_path)) for k in B.ks}}
-    context = sum(len(engines["native eager"].tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts) // len(prompts)
+    prompt_ids = [engines["native eager"].tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    context = sum(map(len, prompt_ids)) // len(prompts)
     costs = {}
     for name in ("native eager", "native compiled"):  # transformers runs the eager models
         engine = engines[name]
@@ -225,10 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     print("speedup: median over requests of latency alone / latency speculative on the same engine [bootstrap 95 %]")
     print("predicted: E(alpha, K) / (K c + v(K)) from the step costs measured here; efficiency = speedup / predicted")
     print("decode eff.: the same after the first step (which also reads the prompt, a pass the model leaves out)")
-    print("same: requests whose tokens are those of the same engine alone (greedy speculation is lossless)")
+    print("same/tie/bug: requests whose tokens are those of the same engine alone; that part at a numerical near-tie; at a mismatch")
     print(
         f"{'engine':<16} {'config':<6} {'tok/s':>7} {'speedup':>20} {'accept':>7} {'alpha':>6} {'draft ms':>9} {'target ms':>10} "
-        f"{'verify ms':>10} {'predicted':>9} {'effic.':>7} {'decode eff.':>11} {'same':>5}"
+        f"{'verify ms':>10} {'predicted':>9} {'effic.':>7} {'decode eff.':>11} {'same/tie/bug':>12}"
     )
     for name, runs in made.items():
         c = costs[name]
@@ -236,8 +241,9 @@ def main(argv: list[str] | None = None) -> None:
         alone_counts = metrics.summarize(runs["alone"])
         for config, generations in runs.items():
             m = metrics.summarize(generations)
-            same = sum(g.token_ids == a.token_ids for g, a in zip(generations, runs["alone"], strict=True))
-            line, same = f"{name:<16} {config:<6} {m['tokens_per_s']:7.1f}", f"{same:>2}/{len(prompts)}"
+            kinds = lossless.shares(lossless.classify_all(engines[name].model, prompt_ids, runs["alone"], generations))
+            line = f"{name:<16} {config:<6} {m['tokens_per_s']:7.1f}"
+            same = "/".join(f"{round(kinds[kind] * len(prompts))}" for kind in lossless.KINDS).rjust(12)
             if configs[config] is None:
                 print(f"{line} {'1.00':>20} {'':>7} {'':>6} {'':>9} {c.target_ms:10.2f} {'':>10} {'':>9} {'':>7} {'':>11} {same}")
                 continue

@@ -16,8 +16,15 @@ REFERENCE_RUN = ROOT / "data" / "reference_run.csv"
 
 
 def lib_sources(*modules: str) -> list[Path]:
-    """The source files of lib modules, by name: the code a stage's result depends on."""
-    return [LIB / f"{name}.py" for name in modules]
+    """The source files of lib modules or packages (every module of one), by name: the code a stage's result depends on."""
+    files = []
+    for name in modules:
+        package = LIB / name
+        files += sorted(package.glob("*.py")) if package.is_dir() else [LIB / f"{name}.py"]
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        raise FileNotFoundError(f"no lib source {', '.join(map(str, missing))}: name a module or package of {LIB}")
+    return files
 
 
 def output_root() -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specbook import jsonl, metrics, profiles, stats
+from specbook import jsonl, lossless, metrics, profiles, stats
 from specbook.evaluation import Score
 from specbook.runinfo import commit, machine
 
@@ -59,9 +59,10 @@ class Run:
         return f"{self.level}_{self.target}_{self.draft}{k}_t{f'{self.temperature:g}'.replace('.', '')}_{self.request_set}"
 
 
-def request_rows(score: Score, plain: Score | None = None) -> list[dict]:
+def request_rows(score: Score, plain: Score | None = None, differences: list[lossless.Difference] | None = None) -> list[dict]:
     """One row per request. `plain`: the target alone on the same requests (greedy), for the
-    column saying whether the speculative output is identical token for token."""
+    column saying whether the speculative output is identical token for token; `differences`
+    (`lossless.classify_all`), for the column saying what a difference is (identical, near-tie, mismatch)."""
     rows = []
     for i, (a, g) in enumerate(zip(score.answers, score.generations, strict=True)):
         row = {
@@ -82,13 +83,16 @@ def request_rows(score: Score, plain: Score | None = None) -> list[dict]:
         }
         if plain is not None:
             row["identical_to_plain"] = g.token_ids == plain.generations[i].token_ids
+        if differences is not None:
+            row["lossless"] = differences[i].kind
         rows.append(row)
     return rows
 
 
-def run_metrics(score: Score, plain: Score | None = None) -> dict:
+def run_metrics(score: Score, plain: Score | None = None, differences: list[lossless.Difference] | None = None) -> dict:
     """Accuracy with its 95 % interval, tokens, truncations, the speculative counters (`metrics.summarize`),
-    latency median and p90, and, against `plain`, the share of outputs identical to it and the ids that differ."""
+    latency median and p90; against `plain`, the share of outputs identical to it and the ids that
+    differ; with `differences` (`lossless.classify_all`), the shares and ids of near-ties and mismatches."""
     latencies = [g.latency_s for g in score.generations]
     out = {
         "requests": score.n,
@@ -108,6 +112,11 @@ def run_metrics(score: Score, plain: Score | None = None) -> dict:
         ]
         out["identical_to_plain"] = (score.n - len(differ)) / score.n if score.n else math.nan
         out["differing_ids"] = differ
+    if differences is not None:
+        share = lossless.shares(differences)
+        out["near_tie"], out["mismatch"] = share["near-tie"], share["mismatch"]
+        for kind in ("near-tie", "mismatch"):
+            out[f"{kind.replace('-', '_')}_ids"] = [a["id"] for a, d in zip(score.answers, differences, strict=True) if d.kind == kind]
     return out
 
 
@@ -152,12 +161,20 @@ def provenance(profile: profiles.Profile, engine: str, settings: dict) -> dict:
     }
 
 
-def write(directory: str | Path, run: Run, score: Score, run_metrics: dict, source: dict, plain: Score | None = None) -> Path:
+def write(
+    directory: str | Path,
+    run: Run,
+    score: Score,
+    run_metrics: dict,
+    source: dict,
+    plain: Score | None = None,
+    differences: list[lossless.Difference] | None = None,
+) -> Path:
     """`directory`/<name>.csv (`request_rows`), <name>.requests.jsonl (what each request wrote) and
     <name>.json (the run's fields, metrics and provenance); returns the JSON's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    rows = request_rows(score, plain)
+    rows = request_rows(score, plain, differences)
     columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's keys, first seen first
     with open(directory / f"{run.name}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
