@@ -89,8 +89,8 @@ print(stamp(profile), "· training backend:", training.backend())
 
 # %%
 tokenizer = pretraining.base_tokenizer(P, A)
-base_draft = str(A.require(A.base_model("draft"), made_by="02_training"))
-base_target = str(A.base_model("target")) if P.models.kind == "train" else P.models.target
+base_draft = pretraining.base_model_path(P, A, "draft")
+base_target = pretraining.base_model_path(P, A, "target")
 splits = {level: {name: rationales.load_rows(A, level, name) for name in ("train_cot", "train_cod", "test")} for level in LEVELS}
 
 

@@ -80,6 +80,7 @@ from specbook import (
     figures,
     lossless,
     metrics,
+    pretraining,
     profiles,
     rationales,
     results,
@@ -108,8 +109,8 @@ print(stamp(profile), "· engine:", P.engine.kind, "(compiled)" if P.engine.comp
 # with its adapter; vLLM serves the adapter on its base model.
 
 # %%
-base_target = str(A.base_model("target")) if P.models.kind == "train" else P.models.target
-base_draft = str(A.require(A.base_model("draft"), made_by="02_training")) if P.models.kind == "train" else P.models.draft
+base_target = pretraining.base_model_path(P, A, "target")
+base_draft = pretraining.base_model_path(P, A, "draft")
 tests = {level: rationales.load_rows(A, level, "test") for level in LEVELS}
 
 

@@ -152,3 +152,63 @@ def test_distillation_loss_is_the_forward_kl_on_the_rationale_tokens():
     assert math.isclose(float(training.distillation_loss(student, logprobs, ids, labels)), sum(by_hand) / 4, rel_tol=1e-6)
     assert float(training.distillation_loss(teacher, logprobs, ids, labels)) > 0  # the student's tail holds mass the top 2 lack
     assert float(training.distillation_loss(teacher, *training.teacher_top_k(teacher, labels, 5), labels)) == pytest.approx(0.0, abs=1e-6)
+
+
+VOCAB = 16
+SEQUENCES = {  # token ids, and how many leading tokens are prompt (no loss)
+    "a": ([1, 2, 3, 4, 5, 6], 2),
+    "b": ([7, 8, 9, 10], 1),
+    "c": ([11, 12, 13, 14, 15], 3),
+}
+
+
+def padded(names):
+    """A padded batch of these sequences, as TRL collates without padding_free."""
+    width = max(len(SEQUENCES[n][0]) for n in names)
+    ids, labels, mask = [], [], []
+    for n in names:
+        seq, prompt = SEQUENCES[n]
+        pad = width - len(seq)
+        ids.append(seq + [0] * pad)
+        labels.append([-100] * prompt + seq[prompt:] + [-100] * pad)
+        mask.append([1] * len(seq) + [0] * pad)
+    return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+
+def flattened(names):
+    """The same sequences padding-free: one row, positions starting again at 0, no attention mask."""
+    rows = [SEQUENCES[n] for n in names]
+    return {
+        "input_ids": torch.tensor([[t for seq, _ in rows for t in seq]]),
+        "labels": torch.tensor([[x for seq, p in rows for x in [-100] * p + seq[p:]]]),
+        "position_ids": torch.tensor([[i for seq, _ in rows for i in range(len(seq))]]),
+    }
+
+
+def white_box(teacher):
+    return training._distillation_trainer(object, teacher, k=4)()  # compute_loss needs nothing of a Trainer
+
+
+def test_the_white_box_teacher_runs_once_per_sequence_in_padding_free_batches(tiny_model, monkeypatch):
+    """Unsloth trains padding-free: each epoch flattens other sequences together. Keyed by sequence,
+    the teacher's top k are computed in the first epoch only, and are what a padded batch gets."""
+    teacher, student = tiny_model(VOCAB, 0), tiny_model(VOCAB, 1, logit_scale=4.0)
+    calls = []
+    original = training.teacher_top_k
+    monkeypatch.setattr(training, "teacher_top_k", lambda *a: calls.append(1) or original(*a))
+    trainer = white_box(teacher)
+    first = [trainer.compute_loss(student, flattened(names)) for names in (["a", "b"], ["c"])]
+    assert len(calls) == 2 and all(loss > 0 for loss in first)
+    again = trainer.compute_loss(student, flattened(["c", "a"]))  # another epoch, another composition
+    assert len(calls) == 2
+    assert float(again) == pytest.approx(float(white_box(teacher).compute_loss(student, padded(["c", "a"]))), rel=1e-9)
+
+
+def test_accumulated_white_box_losses_add_up_to_the_mean_over_all_their_tokens(tiny_model):
+    """With gradient accumulation the Trainer passes num_items_in_batch (every rationale token of the
+    step) and leaves the losses undivided: each batch's loss is its summed KL over that count."""
+    teacher, student = tiny_model(VOCAB, 0), tiny_model(VOCAB, 1, logit_scale=4.0)
+    whole = float(white_box(teacher).compute_loss(student, padded(["a", "b", "c"])))  # one batch: the mean over its 9 tokens
+    tokens_per_step = sum(len(seq) - prompt for seq, prompt in SEQUENCES.values())
+    halves = [white_box(teacher).compute_loss(student, padded(names), num_items_in_batch=tokens_per_step) for names in (["a"], ["b", "c"])]
+    assert tokens_per_step == 9 and float(sum(halves)) == pytest.approx(whole, rel=1e-6)  # the loss is summed in float32

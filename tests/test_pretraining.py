@@ -5,6 +5,7 @@ import dataclasses
 import os
 import re
 
+import pytest
 from conftest import tiny_shape
 
 from specbook import engines, pretraining, problems, profiles, tokens
@@ -77,3 +78,13 @@ def test_hub_profiles_train_no_base_model(tmp_path):
         "target": {"path": "Qwen/Qwen3-14B"},
         "draft": {"path": "Qwen/Qwen3-0.6B"},
     }
+
+
+@pytest.mark.parametrize("name", ["full", "gpu-smoke"])
+def test_later_chapters_load_a_hub_profiles_base_models_by_id_with_no_folder_written(name, tmp_path):
+    """Chapters 03 and 04 once required chapter 02's pretrained draft folder, which a Hub profile never writes."""
+    hub = profiles.load(name)
+    paths = [pretraining.base_model_path(hub, Artifacts(tmp_path), role) for role in ("target", "draft")]
+    assert paths == [hub.models.target, hub.models.draft] and not any(tmp_path.iterdir())
+    with pytest.raises(FileNotFoundError, match="chapter 02_training makes it"):
+        pretraining.base_model_path(profiles.load("smoke"), Artifacts(tmp_path), "draft")

@@ -105,6 +105,7 @@ def params(tmp_path):
         ("seed: 0", "seed: 0\nseed: 1", r"smoke.yaml: not valid YAML at line 5, column 1: key 'seed' is given twice"),
         ("held_out_templates: 1", "held_out_templates: -1", r"held_out_templates is -1; it must be a number >= 0"),
         ("kind: template", "kind: template\n  temperature: .nan", r"teacher.temperature is nan; it must be a number >= 0"),
+        ("kind: template", "kind: template\n  temperature: null", r"teacher.temperature is null, which only a Gemini teacher takes"),
         ("{r: 8,", "{r: 0,", r"sft.lora.r is 0; it must be above 0"),
         ("easy: [1, 2]", "easy: [2, 1]", r"problems.gsm_symbolic.steps_per_level.easy is \[2, 1\]; give it as \[min, max\]"),
         ("easy: [1, 2]", "easy: [1]", r"problems.gsm_symbolic.steps_per_level.easy is \[1\]; give it as \[min, max\]"),

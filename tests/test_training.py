@@ -108,17 +108,29 @@ def test_every_sft_arg_is_a_trl_argument():
 
 
 @pytest.mark.parametrize("cuda, unsloth, expected", [(False, True, "peft"), (True, False, "peft"), (True, True, "unsloth")])
-def test_backend_needs_cuda_and_unsloth(monkeypatch, cuda, unsloth, expected):
-    import importlib.util
+def test_backend_needs_cuda_and_unsloth_and_imports_unsloth_before_transformers(tmp_path, cuda, unsloth, expected):
+    """Unsloth patches transformers, trl and peft only if they are imported after it."""
+    import subprocess
+    import sys
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: object() if name == "unsloth" and unsloth else (None if name == "unsloth" else find_spec(name, *a)),
+    if unsloth:  # a stand-in that notes whether transformers came first
+        (tmp_path / "unsloth.py").write_text("import sys\nFIRST = 'transformers' not in sys.modules\n")
+    code = (
+        f"import sys, torch; torch.cuda.is_available = lambda: {cuda}\n"
+        "from specbook import training\n"
+        "print(training.backend(), getattr(sys.modules.get('unsloth'), 'FIRST', None))"
     )
-    assert training.backend() == expected
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    run = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == [expected, "True" if expected == "unsloth" else "None"]
+
+
+@pytest.mark.parametrize("chapter", ["02_training", "03_distillation"])
+def test_the_chapters_that_train_choose_their_backend_before_transformers_is_imported(chapter):
+    from specbook.paths import NOTEBOOKS
+
+    source = (NOTEBOOKS / f"{chapter}.py").read_text()
+    assert source.index("training.backend()") < source.index("pretraining.base_tokenizer(")  # the chapter's first use of transformers
 
 
 def test_held_out_rows_are_the_last_and_never_all():

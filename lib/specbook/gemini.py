@@ -62,9 +62,14 @@ def thinking_config(thinking: str | int) -> dict:
     return {"thinking_budget": thinking}
 
 
-def build_request(key: str, system: str, user: str, temperature: float, max_output_tokens: int, thinking: str | int | None = None) -> dict:
-    """One line of a batch's input file: the key and a GenerateContentRequest."""
-    generation_config = {"temperature": temperature, "max_output_tokens": max_output_tokens}
+def build_request(
+    key: str, system: str, user: str, temperature: float | None, max_output_tokens: int, thinking: str | int | None = None
+) -> dict:
+    """One line of a batch's input file: the key and a GenerateContentRequest. `temperature` None:
+    none sent, the model's default (what Gemini 3 models take: their sampling parameters are deprecated)."""
+    generation_config = {"max_output_tokens": max_output_tokens}
+    if temperature is not None:
+        generation_config["temperature"] = temperature
     if thinking is not None:
         generation_config["thinking_config"] = thinking_config(thinking)
     return {

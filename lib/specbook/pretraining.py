@@ -163,6 +163,14 @@ def pretrain(
     return curve
 
 
+def base_model_path(profile: Profile, artifacts: Artifacts, role: str) -> str:
+    """Where the later chapters load a base model from ("target" or "draft"): the folder chapter 02
+    pretrained (offline profiles; an error naming chapter 02 while it is missing), or the Hub id."""
+    if profile.models.kind != "train":
+        return getattr(profile.models, role)
+    return str(artifacts.require(artifacts.base_model(role), made_by="02_training"))
+
+
 def base_models(profile: Profile, artifacts: Artifacts, tokenizer, docs: Documents) -> dict[str, dict]:
     """The base target and draft, by role: {"path": ...} plus, for the offline profiles, the
     pretraining summary and the commit that built them. Offline models are pretrained once on `docs`

@@ -81,7 +81,9 @@ class Problems:
 class Teacher:
     kind: str  # template | gemini | local
     model: str | None = None  # Gemini model id, or local model path / Hub id (the template teacher has none)
-    temperature: float = 0.0  # the model teachers answer greedily
+    # the model teachers answer greedily; None: the model's own default (Gemini 3: its sampling parameters
+    # are deprecated, and Google's guide keeps the default 1.0 for reasoning and maths, where lower values loop)
+    temperature: float | None = 0.0
     max_new_tokens: int = 2048  # model teachers: room for a CoT of a MATH problem
     poll_seconds: float = 30.0  # Gemini batch polling: first wait, doubled up to 8x
     # Gemini: a thinking level (Gemini 3: minimal | low | medium | high) or a token budget (2.5: 0 = none);
@@ -341,6 +343,11 @@ def _check(profile: Profile, where: str) -> None:
         value = _get(profile, key)
         if value not in allowed:
             raise ProfileError(f"{where}: {key} is {value!r}; choose one of {', '.join(allowed)}")
+    if profile.teacher.temperature is None and profile.teacher.kind != "gemini":
+        raise ProfileError(
+            f"{where}: teacher.temperature is null, which only a Gemini teacher takes (the model's default); "
+            f"give the {profile.teacher.kind} teacher a number, e.g. 0"
+        )
     for key, value in _numbers(profile):
         if not value >= 0:  # nan fails too
             raise ProfileError(f"{where}: {key} is {value!r}; it must be a number >= 0 (no value of a profile is negative)")

@@ -41,12 +41,18 @@ def encode(tokenizer, question: str, rationale: str, style: str, max_length: int
 
 
 def backend() -> str:
-    """'unsloth' when a CUDA GPU and unsloth are present, else 'peft'."""
+    """'unsloth' when a CUDA GPU and unsloth are present, else 'peft'. Choosing Unsloth imports it at
+    once: it patches transformers, trl and peft as it loads, and only those imported after it (the
+    chapters that train ask for the backend before anything imports transformers)."""
     import importlib.util
 
     import torch
 
-    return "unsloth" if torch.cuda.is_available() and importlib.util.find_spec("unsloth") else "peft"
+    if torch.cuda.is_available() and importlib.util.find_spec("unsloth"):
+        import unsloth  # noqa: F401
+
+        return "unsloth"
+    return "peft"
 
 
 def lora_kwargs(cfg) -> dict:
@@ -141,8 +147,6 @@ def finetune(
         return {**stage.summary(), "built_at": stage.manifest()["commit"]}
     models.free_memory()  # what an engine before it left on the GPU
     which = backend()
-    if which == "unsloth":
-        import unsloth  # noqa: F401  (first: it patches transformers and trl as it loads)
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -280,24 +284,42 @@ def teacher_top_k(teacher_logits, labels, k: int):
     return logprobs.topk(min(k, logprobs.shape[-1]), dim=-1)
 
 
-def distillation_loss(student_logits, teacher_logprobs, teacher_ids, labels):
+def distillation_loss(student_logits, teacher_logprobs, teacher_ids, labels, num_items: int | None = None):
     """Forward KL(teacher || student) per rationale token (label not -100), averaged over them: the
     student learns the teacher's whole next-token distribution, not only the token the teacher
     wrote (DistillSpec; GKD with beta 0 on the teacher's own outputs). The teacher's distribution
     is its top k (`teacher_top_k`), renormalised; with k the whole vocabulary it is the exact KL.
-    student_logits [batch, length, vocab] predict the next token; labels [batch, length] as the model takes them."""
+    student_logits [batch, length, vocab] predict the next token; labels [batch, length] as the model takes them.
+    `num_items`: divide the summed KL by this many tokens instead (the Trainer's `num_items_in_batch`:
+    every rationale token of the batches accumulated into one optimizer step, so that their losses add
+    up to the mean over all of them, as cross-entropy's do)."""
     import torch.nn.functional as F
 
     mask = labels[:, 1:] != -100
     student = F.log_softmax(student_logits[:, :-1][mask].float(), dim=-1).gather(-1, teacher_ids)
     teacher = teacher_logprobs - teacher_logprobs.logsumexp(-1, keepdim=True)
-    return (teacher.exp() * (teacher - student)).sum(-1).mean()
+    per_token = (teacher.exp() * (teacher - student)).sum(-1)
+    return per_token.mean() if num_items is None else per_token.sum() / num_items
+
+
+def sequences(inputs) -> list[tuple[int, int, int]]:
+    """(row, start, end) of each training sequence in a batch. Padded batches hold one per row;
+    padding-free ones (TRL's, and Unsloth's default on recent GPUs) are flattened into one row whose
+    `position_ids` start again at 0 with each sequence."""
+    ids = inputs["input_ids"]
+    if "attention_mask" in inputs or "position_ids" not in inputs:
+        return [(b, 0, ids.shape[1]) for b in range(ids.shape[0])]
+    spans = []
+    for b, positions in enumerate(inputs["position_ids"]):
+        starts = [*(positions == 0).nonzero().flatten().tolist(), len(positions)]
+        spans += [(b, s, e) for s, e in zip(starts, starts[1:], strict=False)]
+    return spans
 
 
 def _distillation_trainer(base_class, teacher, k: int):
     """`base_class` (TRL's SFTTrainer) with `distillation_loss` against `teacher` (a loaded model,
-    frozen). The teacher's top k at each row's rationale tokens are kept by row (its token ids), so
-    the teacher runs in the first epoch only."""
+    frozen). The teacher's top k at each sequence's rationale tokens are kept by sequence (its token
+    ids, whatever batch it comes in, padded or flattened), so the teacher runs in the first epoch only."""
     import torch
 
     teacher.eval().requires_grad_(False)
@@ -308,16 +330,23 @@ def _distillation_trainer(base_class, teacher, k: int):
             forward = {name: value for name, value in inputs.items() if name != "labels"}
             ids, labels = inputs["input_ids"], inputs["labels"]
             mask = inputs.get("attention_mask", torch.ones_like(ids)).bool()
-            keys = [row[m].cpu().numpy().tobytes() for row, m in zip(ids, mask, strict=True)]
+            spans = sequences(inputs)
+            keys = [ids[b, s:e][mask[b, s:e]].cpu().numpy().tobytes() for b, s, e in spans]
             if any(key not in kept for key in keys):
                 teacher.to(ids.device)
                 with torch.no_grad():
                     logits = teacher(**forward, use_cache=False).logits
-                for b, key in enumerate(keys):
-                    kept[key] = tuple(t.cpu() for t in teacher_top_k(logits[b : b + 1], labels[b : b + 1], k))
+                for b in range(ids.shape[0]):
+                    mine = [(key, s, e) for key, (row, s, e) in zip(keys, spans, strict=True) if row == b]
+                    # a rationale token at position j is predicted from j - 1: counted with the sequence holding j
+                    counts = [int((labels[b, max(s, 1) : e] != -100).sum()) for _, s, e in mine]
+                    top = teacher_top_k(logits[b : b + 1], labels[b : b + 1], k)
+                    for (key, _, _), logprobs, token_ids in zip(mine, *(t.split(counts) for t in top), strict=True):
+                        kept[key] = (logprobs.cpu(), token_ids.cpu())
             logprobs, token_ids = (torch.cat([kept[key][i] for key in keys]).to(ids.device) for i in (0, 1))
             outputs = model(**forward, use_cache=False)
-            loss = distillation_loss(outputs.logits, logprobs, token_ids, labels)
+            items = None if num_items_in_batch is None else int(num_items_in_batch)
+            loss = distillation_loss(outputs.logits, logprobs, token_ids, labels, items)
             return (loss, outputs) if return_outputs else loss
 
     return DistillationTrainer
