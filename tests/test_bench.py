@@ -81,3 +81,21 @@ def test_timed_requests_config_after_config_for_engines_that_fix_speculation_at_
 def test_make_bench_names_the_chapter_that_builds_its_models(output_root):
     with pytest.raises(FileNotFoundError, match=r"make run-all PROFILE=smoke NB=02"):
         bench.main(["--profile", "smoke"])
+
+
+def test_the_gpu_bench_runs_every_part_on_small_models_on_a_cpu(output_root, capsys):
+    """A smoke of `make gpu-bench`'s code (its times mean nothing here): steps against the floor, c,
+    v(K), predicted speedups at assumed alphas (no chapter 04 results), the native decoder against
+    transformers end to end with no mismatch, and where the trained pair would come from."""
+    from specbook import gpu_bench
+
+    gpu_bench.main(
+        ["--shapes", "small", "--device", "cpu", "--ks", "1", "3", "--k", "3", "--repeats", "2", "--rounds", "1"]
+        + ["--prompts", "2", "--new-tokens", "8", "--context", "16", "--profile", "smoke"]
+    )
+    out = capsys.readouterr().out
+    assert "bandwidth no GPU: the H100 SXM's 3.35 TB/s assumed" in out and "static cache (no graphs off CUDA)" in out
+    assert "alpha from assumed: no chapter 04 results on smoke" in out and out.count("assumed ") >= 2
+    assert "v(K) = verify pass / target step, static: K=1" in out and "native against assisted, same pair and K:" in out
+    assert "native speculative against native alone: 2 identical / 0 near-tie / 0 mismatch" in out
+    assert "no trained smoke CoD pair for easy" in out and "goals" not in out  # goals are for the real shapes

@@ -37,8 +37,11 @@ class Hardware:
     bandwidth: float  # memory bytes/s
 
 
-# NVIDIA H100 SXM5 datasheet: 989 TFLOP/s dense BF16, 3.35 TB/s HBM3.
+# NVIDIA datasheets, dense BF16 and HBM bandwidth: H100 SXM5 989 TFLOP/s, 3.35 TB/s (HBM3); H200
+# (the same compute) 4.8 TB/s (HBM3e); H100 PCIe 756 TFLOP/s, 2.0 TB/s.
 H100_SXM = Hardware("H100 SXM", flops=989e12, bandwidth=3.35e12)
+H200 = Hardware("H200", flops=989e12, bandwidth=4.8e12)
+H100_PCIE = Hardware("H100 PCIe", flops=756e12, bandwidth=2.0e12)
 
 
 def layer_parameters(a: Architecture) -> int:
