@@ -108,8 +108,9 @@ def tokens_per_s(generations) -> float:
     return sum(len(g.token_ids) for g in generations) / sum(g.latency_s for g in generations)
 
 
-def kinds(model, prompt_ids, alone, speculative) -> str:
-    share = lossless.shares(lossless.classify_all(model, prompt_ids, alone, speculative))
+def kinds(engine, prompts, alone, speculative) -> str:
+    """How many speculative outputs are identical to the target alone's, parted at a near-tie, or mismatched."""
+    share = lossless.shares(lossless.classify_runs(engine, prompts, alone, {"speculative": speculative})["speculative"])
     return " / ".join(f"{round(share[kind] * len(alone))} {kind}" for kind in lossless.KINDS)
 
 
@@ -147,7 +148,8 @@ def random_pair_section(args, device, dtype, bytes_per_s):
     sampling = Sampling(max_new_tokens=args.new_tokens)
     target.generation_config.eos_token_id = draft.generation_config.eos_token_id = None  # every answer its full length
     speculative = Speculative("draft_model", k, draft)
-    native = timed(NativeEngine(target), prompts, sampling, {"alone": None, "speculative": speculative}, args.rounds)
+    native_engine = NativeEngine(target)
+    native = timed(native_engine, prompts, sampling, {"alone": None, "speculative": speculative}, args.rounds)
     assisted = timed(TransformersEngine(target), prompts, sampling, {"speculative": speculative}, 1)
     print(f"\nend to end, greedy, batch 1, {args.prompts} prompts of {args.context} tokens, {args.new_tokens} new tokens, K = {k}:")
     for name, generations in (
@@ -160,7 +162,7 @@ def random_pair_section(args, device, dtype, bytes_per_s):
         print(f"  {name:<22} {median_latency(generations):8.3f} s median  {tokens_per_s(generations):8.1f} tok/s  {accept}")
     faster = median_latency(assisted["speculative"]) / median_latency(native["speculative"])
     print(f"  native against assisted, same pair and K: {faster:.2f}x faster (median latency)")
-    print(f"  native speculative against native alone: {kinds(target, prompts, native['alone'], native['speculative'])}")
+    print(f"  native speculative against native alone: {kinds(native_engine, prompts, native['alone'], native['speculative'])}")
     if args.shapes == "real":
         static = costs[True]
         goals = [  # (goal, measured, met)
@@ -180,6 +182,7 @@ def trained_pair_section(args, device):
     """The profile's trained CoD target and distilled draft of one level (chapters 02-03), if they exist."""
     from specbook import evaluation, profiles, rationales, training
     from specbook.paths import artifacts
+    from specbook.stats import bootstrap_median_ratio
 
     P, A = profiles.load(args.profile), artifacts(args.profile)
     target_adapter, draft_folder = A.target("cod", args.level), A.draft("distilled", "cod", args.level)
@@ -194,16 +197,13 @@ def trained_pair_section(args, device):
     sampling = Sampling(max_new_tokens=P.bench.max_new_tokens)
     configs = {"alone": None, "speculative": Speculative("draft_model", P.bench.k, str(draft_path))}
     made = timed(engine, prompts, sampling, configs, args.rounds)
-    from specbook.stats import bootstrap_median_ratio
-
     ratio, low, high = bootstrap_median_ratio([g.latency_s for g in made["alone"]], [g.latency_s for g in made["speculative"]])
     m = metrics.summarize(made["speculative"])
-    ids = [engine.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     print(
         f"\n{args.profile} CoD pair, {args.level}, on {device.type}: {len(prompts)} test questions, greedy, K = {P.bench.k}, "
         f"{args.rounds} rounds: speedup {ratio:.2f}x [{low:.2f}-{high:.2f}], acceptance {m['acceptance_rate']:.3f}, "
         f"alpha {m['alpha']:.3f}, {tokens_per_s(made['alone']):.0f} tok/s alone, "
-        f"{tokens_per_s(made['speculative']):.0f} speculative; {kinds(engine.model, ids, made['alone'], made['speculative'])}"
+        f"{tokens_per_s(made['speculative']):.0f} speculative; {kinds(engine, prompts, made['alone'], made['speculative'])}"
     )
 
 
