@@ -27,6 +27,7 @@ import torch
 from specbook import bench, lossless, metrics, models, roofline, specdec
 from specbook.engines import NativeEngine, Sampling, Speculative, TransformersEngine
 from specbook.profiles import ModelShape
+from specbook.runinfo import stamp
 
 SMALL = (
     roofline.Architecture("small target", ModelShape(layers=4, hidden=128, mlp=256, heads=4, kv_heads=2, head_dim=32), 512, False),
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     bytes_per_s, source = bandwidth(device, args.bandwidth)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"specbook gpu-bench · {name} · torch {torch.__version__} · bandwidth {source}")
+    print(f"specbook gpu-bench · {stamp(args.profile)} · {name} · torch {torch.__version__} · bandwidth {source}")
     random_pair_section(args, device, dtype, bytes_per_s)
     trained_pair_section(args, device)
 
