@@ -1,5 +1,5 @@
 """The speculative decoder is lossless: greedy output equals the target's own, and sampled
-output follows the target's distribution (a chi-square test that fails for a wrong residual)."""
+sequences follow the target's joint distribution (a chi-square test that fails for a wrong residual)."""
 
 from types import SimpleNamespace
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from specbook import specdec
+from specbook import lossless, specdec
 from specbook.stats import chi_square_p
 
 VOCAB = 12
@@ -118,71 +118,69 @@ def test_refuses_models_with_different_vocabularies(target, tiny_model):
         specdec.generate(target, tiny_model(VOCAB + 1, 2), [1], k=2, max_new_tokens=2)
 
 
-def exact_pairs(model, prompt, temperature):
-    """The target's exact distribution of its first two sampled tokens."""
-    with torch.no_grad():
-        p1 = specdec.probabilities(model(torch.tensor([prompt])).logits[0, -1], temperature, 1.0)
-        joint = np.zeros((VOCAB, VOCAB))
-        for a in range(VOCAB):
-            p2 = specdec.probabilities(model(torch.tensor([prompt + [a]])).logits[0, -1], temperature, 1.0)
-            joint[a] = (p1[a] * p2).numpy()
-    return joint
-
-
-def sampled_pairs(target, draft, prompt, temperature, n, static=False):
-    counts = np.zeros((VOCAB, VOCAB))
-    rng = torch.Generator().manual_seed(2024)  # one stream for all samples: a test of the decoder, not of torch's seeding
-    for _ in range(n):
-        a, b = specdec.generate(
-            target, draft, prompt, k=3, max_new_tokens=2, temperature=temperature, seed=rng, static_cache=static
-        ).token_ids
-        counts[a, b] += 1
-    return counts
-
-
-N_SAMPLES = 1500
+# Sampling is tested on whole sequences longer than K + 1, over a binary vocabulary (2^L cells, few
+# enough for a chi-square test of the joint distribution): every draft position is tested, rejections
+# come after partial acceptances, and bonus tokens are followed by further steps.
+BINARY = 2
+N_SAMPLES = 1000
 
 
 @pytest.fixture(scope="module")
 def sampling_case(tiny_model):
-    """A target whose next-token distributions are spread (where resampling from the wrong
-    distribution shows) and a draft sure of other tokens (so that rejections are frequent)."""
-    target, draft = tiny_model(VOCAB, 0, layers=2, logit_scale=2.0), tiny_model(VOCAB, 1, logit_scale=20.0)
-    prompt, temperature = [4, 7], 1.0
-    probs = exact_pairs(target, prompt, temperature)
+    """A target with spread next-token distributions and a draft sure of its own choices: it agrees
+    with the target in some contexts and not in others, so acceptances, partial acceptances and
+    rejections are all frequent."""
+    target, draft = tiny_model(BINARY, 0, layers=2, logit_scale=2.0), tiny_model(BINARY, 1, logit_scale=8.0)
+    return target, draft, [1, 0]
+
+
+def sampled_sequences(target, draft, prompt, k, n, static=False, **kwargs):
+    """n sequences of k + 2 tokens, one random stream for all (a test of the decoder, not of torch's
+    seeding), counted by sequence; and how often the first step accepted some but not all
+    proposals, all of them (then a bonus token), and anything past the first draft position."""
+    rng = torch.Generator().manual_seed(2024)
+    samples, partial, bonus, deep = [], 0, 0, 0
+    for _ in range(n):
+        r = specdec.generate(target, draft, prompt, k=k, max_new_tokens=k + 2, temperature=1.0, seed=rng, static_cache=static, **kwargs)
+        samples.append(r.token_ids)
+        first = r.step_accepts[0]  # the first step proposes all k (k + 2 tokens leave room)
+        partial, bonus, deep = partial + (0 < first < k), bonus + (first == k), deep + (sum(r.accepted_at[1:]) > 0)
+    return lossless.sequence_counts(samples, BINARY), {"partial": partial, "bonus": bonus, "deep": deep}
+
+
+def test_the_exact_distribution_multiplies_the_next_token_distributions(sampling_case):
+    target, _, prompt = sampling_case
+    joint = lossless.sequence_distribution(target, prompt, 3)
     with torch.no_grad():
-        q1 = specdec.probabilities(draft(torch.tensor([prompt])).logits[0, -1], temperature, 1.0).numpy()
-    assert 0.5 * np.abs(probs.sum(1) - q1).sum() > 0.5, "p and q must differ for the test to mean something"
-    return target, draft, prompt, temperature, probs
+        step = [specdec.probabilities(target(torch.tensor([prompt + s])).logits[0, -1], 1.0, 1.0) for s in ([], [1], [1, 0])]
+    assert joint.shape == (2, 2, 2) and joint.sum() == pytest.approx(1.0)
+    assert joint[1, 0, 1] == pytest.approx(float(step[0][1] * step[1][0] * step[2][1]))
 
 
-def test_sampling_matches_the_target_distribution(sampling_case, static):
-    target, draft, prompt, temperature, probs = sampling_case
-    counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES, static)
-    assert chi_square_p(counts, probs) > 0.001
+@pytest.mark.parametrize("k", [2, 4])
+def test_sampling_matches_the_target_distribution(sampling_case, k, static):
+    target, draft, prompt = sampling_case
+    counts, seen = sampled_sequences(target, draft, prompt, k, N_SAMPLES, static)
+    assert min(seen.values()) > N_SAMPLES // 10, f"the test must reach every branch of the decoder: {seen}"
+    assert chi_square_p(counts, lossless.sequence_distribution(target, prompt, k + 2)) > 1e-3
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_the_chi_square_test_catches_a_wrong_residual(sampling_case, k, monkeypatch):
+    target, draft, prompt = sampling_case
+    # a common slip: after a rejection, resample from p instead of from norm(max(0, p - q))
+    monkeypatch.setattr(specdec, "residual_distribution", lambda p, q: p)
+    counts, _ = sampled_sequences(target, draft, prompt, k, N_SAMPLES)
+    assert chi_square_p(counts, lossless.sequence_distribution(target, prompt, k + 2)) < 1e-3
 
 
 def test_prompt_lookup_sampling_matches_the_target_distribution(sampling_case, static):
     """Certain proposals (q = 1): accepted with probability p(x), else a draw from p without x."""
-    target, _, prompt, temperature, probs = sampling_case
-    counts = np.zeros((VOCAB, VOCAB))
-    rng = torch.Generator().manual_seed(7)
+    target, _, prompt = sampling_case
     lookup_prompt = prompt * 3  # the prompt's tokens recur, so lookup proposes at every step
-    probs = exact_pairs(target, lookup_prompt, temperature)
-    for _ in range(N_SAMPLES):
-        a, b = specdec.generate(
-            target, None, lookup_prompt, k=2, max_new_tokens=2, temperature=temperature, seed=rng, ngram_max=2, static_cache=static
-        ).token_ids
-        counts[a, b] += 1
-    assert chi_square_p(counts, probs) > 1e-3
-
-
-def test_the_chi_square_test_catches_a_wrong_residual(sampling_case, monkeypatch):
-    target, draft, prompt, temperature, probs = sampling_case
-    # the textbook slip: resample from p after a rejection instead of from norm(max(0, p - q))
-    monkeypatch.setattr(specdec, "residual_distribution", lambda p, q: p)
-    counts = sampled_pairs(target, draft, prompt, temperature, N_SAMPLES)
-    assert chi_square_p(counts, probs) < 0.001
+    counts, seen = sampled_sequences(target, None, lookup_prompt, 2, N_SAMPLES, static, ngram_max=2)
+    assert seen["partial"] > 0 and seen["bonus"] > 0
+    assert chi_square_p(counts, lossless.sequence_distribution(target, lookup_prompt, 4)) > 1e-3
 
 
 def test_top_p_keeps_the_smallest_nucleus():

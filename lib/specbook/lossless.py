@@ -13,6 +13,11 @@ first differing position, from the target's own logits on the shared prefix:
   on): a bug, which the chapters stop on.
 
 In float32 or float64 on a CPU the outputs are identical (the tests hold them to it).
+
+Sampled speculative decoding is lossless in distribution: the sequences it writes follow the
+target's own distribution. `sequence_distribution` gives that distribution exactly, for a toy
+vocabulary, so that a chi-square test can compare a decoder's samples with it (chapter 00 and the
+decoder's tests), whole sequences at once rather than one position at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 KINDS = ("identical", "near-tie", "mismatch")
@@ -134,3 +140,30 @@ def classify_runs(engine, prompts: list, alone: list, speculative: dict) -> dict
         del model
         models.free_memory()  # before vLLM starts again
     return out
+
+
+@torch.inference_mode()
+def sequence_distribution(model, prompt_ids: list[int], length: int, temperature: float = 1.0) -> np.ndarray:
+    """The target's exact distribution of its next `length` sampled tokens, P(x1..xL | prompt) =
+    p(x1 | prompt) · p(x2 | prompt, x1) · ...: an array of shape (V,) * length, every prefix
+    enumerated (V^(L-1) sequences at the last depth, one batched forward pass per depth; a toy
+    vocabulary only)."""
+    from specbook.specdec import probabilities
+
+    prefixes = torch.tensor([list(prompt_ids)], device=model.device)
+    joint = torch.ones(1, dtype=torch.float64, device=model.device)
+    for _ in range(length):
+        p = probabilities(model(input_ids=prefixes).logits[:, -1], temperature, 1.0)  # (prefixes, V)
+        vocab = p.shape[-1]
+        joint = (joint[:, None] * p).reshape(-1)  # index: prefix * V + next token
+        nxt = torch.arange(vocab, device=model.device).repeat(len(prefixes))[:, None]
+        prefixes = torch.cat([prefixes.repeat_interleave(vocab, 0), nxt], dim=1)
+    return joint.reshape((vocab,) * length).cpu().numpy()
+
+
+def sequence_counts(samples, vocab: int) -> np.ndarray:
+    """How often each whole sequence was sampled: `samples` (n, L) token ids, counted into an array
+    of shape (vocab,) * L, the shape `sequence_distribution` gives."""
+    samples = np.asarray(samples)
+    flat = np.ravel_multi_index(samples.T, (vocab,) * samples.shape[1])
+    return np.bincount(flat, minlength=vocab ** samples.shape[1]).reshape((vocab,) * samples.shape[1])
