@@ -503,3 +503,26 @@ def test_make_book_builds_a_website_of_every_chapter_that_loads_nothing_from_out
     assert 'profile = "smoke"' not in pages["05_analysis"]  # papermill's injected cell is left out
     assert "<img" in pages["05_analysis"] and "Verdicts" in pages["05_analysis"]
     assert (index.parent / "_static" / "mathjax" / "tex-chtml.js").is_file()  # formulas render offline
+
+
+def test_an_executed_chapter_keeps_each_progress_bars_final_line(tmp_path):
+    import nbformat
+
+    refreshes = [nbformat.v4.new_output("stream", name="stderr", text=f"\rtrain: {i}%|#  | {i}/100") for i in range(101)]
+    cell = nbformat.v4.new_code_cell(
+        "train()",
+        outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="loading\n"),
+            *refreshes,
+            nbformat.v4.new_output("stream", name="stderr", text="\r" + " " * 20 + "\r"),  # tqdm(leave=False) clears its line
+            nbformat.v4.new_output("stream", name="stderr", text="\nsaved: 0%\rsaved: 100%\n"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "3"}, execution_count=1),
+        ],
+    )
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A"), cell]), path)
+    book.keep_final_progress(path)
+    outputs = nbformat.read(path, as_version=4).cells[1].outputs
+    assert [o.output_type for o in outputs] == ["stream", "stream", "execute_result"]
+    assert outputs[0].text == "loading\n"
+    assert outputs[1].text == "train: 100%|#  | 100/100\nsaved: 100%\n"

@@ -8,7 +8,8 @@ means the same notebook, lib, profile values, installed packages and processor, 
 present when that run ended (its outputs and what it read) is still there, untouched. A file
 rewritten since by a later chapter's run does not count: earlier chapters never read it.
 The terminal shows each code cell as it starts (with the section it belongs to), the chapters'
-progress bars, and at the end the time of each chapter. The kernel's own log (not the cells'
+progress bars, and at the end the time of each chapter; the executed notebook keeps each bar's
+final line only (`keep_final_progress`), not one output per refresh. The kernel's own log (not the cells'
 outputs) goes to data/<profile>/notebooks/<chapter>.kernel.log; lines that are not known to be
 harmless are shown. A failing chapter stops the run and names the notebook, the cell and the error.
 """
@@ -164,6 +165,40 @@ def _status_engine() -> str:
     return "specbook-status"
 
 
+def final_progress(text: str) -> str:
+    """Stream text as a terminal would leave it: a progress bar redraws its line after each carriage
+    return, so each line keeps its last non-blank state (a bar that cleared itself on closing keeps
+    the state it closed at); lines that only ever held a cleared bar go."""
+    lines = []
+    for line in text.split("\n"):
+        states = [s for s in line.split("\r") if s.strip()]
+        if states or "\r" not in line:
+            lines.append(states[-1] if states else line)
+    return "\n".join(lines)
+
+
+def keep_final_progress(path: Path) -> None:
+    """Merge each cell's consecutive stream outputs of one kind (stdout, stderr) and keep each
+    progress bar's final line: a bar refreshed 500 times is one line, not 500 outputs."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.outputs:
+            if out.output_type == "stream" and merged and merged[-1].output_type == "stream" and merged[-1].name == out.name:
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.output_type == "stream":
+                out.text = final_progress(out.text)
+        cell.outputs = [o for o in merged if o.output_type != "stream" or o.text.strip()]
+    nbformat.write(notebook, path)
+
+
 def run(profile: str, only: list[str] | None = None, force: bool = False) -> int:
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
@@ -226,6 +261,8 @@ def run(profile: str, only: list[str] | None = None, force: bool = False) -> int
             )
             return 1
         finally:
+            if output.exists():
+                keep_final_progress(output)
             for line in unexpected_kernel_log(kernel_log):
                 print(f"  kernel: {line}", file=sys.stderr, flush=True)
         seconds[notebook.stem] = time.perf_counter() - start
