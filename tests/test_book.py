@@ -509,12 +509,14 @@ def test_an_executed_chapter_keeps_each_progress_bars_final_line(tmp_path):
     import nbformat
 
     refreshes = [nbformat.v4.new_output("stream", name="stderr", text=f"\rtrain: {i}%|#  | {i}/100") for i in range(101)]
+    cleared = [nbformat.v4.new_output("stream", name="stderr", text=t) for t in ("\rtimed: 0%", "\r" + " " * 20 + "\r")]
     cell = nbformat.v4.new_code_cell(
         "train()",
         outputs=[
             nbformat.v4.new_output("stream", name="stdout", text="loading\n"),
             *refreshes,
-            nbformat.v4.new_output("stream", name="stderr", text="\r" + " " * 20 + "\r"),  # tqdm(leave=False) clears its line
+            nbformat.v4.new_output("stream", name="stderr", text="\n"),
+            *cleared,  # tqdm(leave=False) clears its line as it closes
             nbformat.v4.new_output("stream", name="stderr", text="\nsaved: 0%\rsaved: 100%\n"),
             nbformat.v4.new_output("execute_result", data={"text/plain": "3"}, execution_count=1),
         ],

@@ -176,6 +176,35 @@ class _Pairs:
         return engine.generate(prompts, sampling, speculative, batch_size)
 
 
+def against_model(sweep_rows: list[dict], costs: dict[str, StepCosts], k_alpha: int):
+    """`sweep`'s runs beside the speedup model: per draft and K, the step costs c and v(K), the
+    acceptance measured, tokens per target pass measured and predicted by E(α, K) with α taken
+    from the run at K = `k_alpha`, and the speedup measured and predicted, E / (K·c + v(K))."""
+    import pandas as pd
+
+    sweep = pd.DataFrame(sweep_rows)
+    rows = []
+    for name, c in costs.items():
+        runs = sweep[sweep.draft == name].set_index("k")
+        alpha = runs.loc[k_alpha, "alpha"]
+        for k, run in runs.iterrows():
+            rows.append(
+                {
+                    "draft": name,
+                    "K": k,
+                    "c": c.c,
+                    "v(K)": c.v[k],
+                    "acceptance rate": run["acceptance_rate"],
+                    "alpha (this K)": run["alpha"],
+                    "tokens/step": run["mean_acceptance_length"],
+                    "E(alpha_K1, K)": metrics.expected_tokens_per_step(alpha, k),
+                    "speedup": run["speedup"],
+                    "predicted speedup": metrics.predicted_speedup(alpha, k, c.c, c.v[k]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     """`make bench`: the CoD target of one level and its distilled draft (chapters 02 and 03), alone
     and speculative at every K of the profile's `bench.ks`, greedy, on the same test questions, through

@@ -166,14 +166,14 @@ def _status_engine() -> str:
 
 
 def final_progress(text: str) -> str:
-    """Stream text as a terminal would leave it: a progress bar redraws its line after each carriage
-    return, so each line keeps its last non-blank state (a bar that cleared itself on closing keeps
-    the state it closed at); lines that only ever held a cleared bar go."""
+    """Stream text as a terminal leaves it: a progress bar redraws its line after each carriage
+    return, so a line keeps its last state; a bar that cleared itself on closing (tqdm's
+    `leave=False`) leaves nothing, as in the terminal."""
     lines = []
     for line in text.split("\n"):
-        states = [s for s in line.split("\r") if s.strip()]
-        if states or "\r" not in line:
-            lines.append(states[-1] if states else line)
+        last = line.rstrip("\r").split("\r")[-1]
+        if last.strip() or "\r" not in line:
+            lines.append(last)
     return "\n".join(lines)
 
 

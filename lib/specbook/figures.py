@@ -133,3 +133,124 @@ def save(fig, profile: str, name: str) -> list[Path]:
     for path in paths:
         fig.savefig(path, bbox_inches="tight", metadata={"Date": None} if path.suffix == ".svg" else None)
     return paths
+
+
+# The book's pipeline, chapter by chapter: (chapter, title, what it does). Chapter 00 sits apart:
+# it builds the decoder that chapter 04 runs.
+PIPELINE = [
+    ("00", "theory", "the speculative decoder,\nwritten out and tested"),
+    ("01", "datasets", "problems; a teacher writes\nCoT and CoD answers"),
+    ("02", "training", "the target LoRA-tuned\non CoT, and on CoD"),
+    ("03", "distillation", "each tuned target writes;\na small draft learns it"),
+    ("04", "benchmarking", "each target alone, then\nwith its draft: speculation"),
+    ("05", "analysis", "three questions,\nanswered by paired tests"),
+]
+
+
+def pipeline(chapter: str | None = None):
+    """The whole experiment as one diagram, `chapter`'s box ("02") coloured: the "where we are"
+    figure each chapter opens with. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(10.5, 2.9))
+    ax.set(xlim=(0, 10.5), ylim=(0, 2.9))
+    ax.axis("off")
+    spots = {number: (0.1 + 2.1 * (i - 1), 0.15) for i, (number, _, _) in enumerate(PIPELINE) if number != "00"}
+    spots["00"] = (spots["04"][0], 1.75)
+    for number, title, what in PIPELINE:
+        x, y = spots[number]
+        here = number == chapter
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y),
+                1.9,
+                0.95,
+                boxstyle="round,pad=0.02",
+                facecolor=PALETTE[0] if here else "0.94",
+                edgecolor="0.35",
+                lw=1.4 if here else 0.8,
+            )
+        )
+        color = "white" if here else "0.15"
+        ax.text(x + 0.95, y + 0.7, f"{number} {title}", ha="center", va="center", fontsize=9.5, weight="bold", color=color)
+        ax.text(x + 0.95, y + 0.32, what, ha="center", va="center", fontsize=8, color=color)
+    arrow = {"arrowstyle": "-|>", "color": "0.35", "lw": 1.2}
+    for a, b in zip(["01", "02", "03", "04"], ["02", "03", "04", "05"], strict=True):
+        ax.annotate("", xy=(spots[b][0], 0.62), xytext=(spots[a][0] + 1.9, 0.62), arrowprops=arrow)
+    ax.annotate("", xy=(spots["04"][0] + 0.95, 1.1), xytext=(spots["00"][0] + 0.95, 1.75), arrowprops=arrow)
+    ax.text(spots["04"][0] + 1.02, 1.42, "its decoder", fontsize=8, color="0.35", va="center")
+    return fig
+
+
+def pipeline_alt_text(chapter: str | None = None) -> str:
+    """What the pipeline figure shows, in words (the image's alt text)."""
+    steps = " → ".join(f"{n} {t} ({w.replace(chr(10), ' ')})" for n, t, w in PIPELINE if n != "00")
+    n, t, w = PIPELINE[0]
+    here = f" This chapter: {chapter} {dict((p[0], p[1]) for p in PIPELINE)[chapter]}." if chapter else ""
+    return f"The book's pipeline: {steps}; {n} {t} ({w.replace(chr(10), ' ')}) gives chapter 04 its decoder.{here}"
+
+
+def where_we_are(chapter: str):
+    """The pipeline figure for a notebook, inline as SVG with its alt text (renders offline, in
+    JupyterLab and in the site)."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+
+    fig = pipeline(chapter)
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue().encode()).decode()
+    alt = pipeline_alt_text(chapter).replace('"', "&quot;")
+    return HTML(f'<img src="data:image/svg+xml;base64,{data}" alt="{alt}" style="max-width:100%">')
+
+
+# Leviathan et al.'s Fig. 1: accepted draft tokens green, the rejected proposal red (struck out),
+# the target's own token blue (its correction after a rejection, else the bonus).
+TOKEN_COLORS = {"accepted": "#c8e6c9", "rejected": "#ffcdd2", "target": "#bbdefb"}
+
+
+def _token_span(text: str, kind: str) -> str:
+    import html
+
+    shown = html.escape(text).replace("\n", "⏎").replace(" ", "&nbsp;") or "∅"
+    strike = "text-decoration:line-through;" if kind == "rejected" else ""
+    return f'<span title="{kind}" style="background:{TOKEN_COLORS[kind]};{strike}padding:1px 1px;border-radius:2px">{shown}</span>'
+
+
+def _legend_html() -> str:
+    names = {"accepted": "draft token, accepted", "rejected": "draft token, rejected", "target": "target's token (correction or bonus)"}
+    return " ".join(_token_span(names[k], k) for k in TOKEN_COLORS)
+
+
+def steps_html(steps, decode, limit: int | None = None):
+    """A recorded run's verifications, one line each (`specdec.steps`), tokens coloured as in
+    Leviathan et al.'s Fig. 1; `decode(token_id)` gives a token's text. Returns IPython HTML."""
+    from IPython.display import HTML
+
+    lines = []
+    for i, step in enumerate(steps[:limit], start=1):
+        spans = [_token_span(decode(t), "accepted") for t in step.accepted]
+        if step.rejected is not None:
+            spans.append(_token_span(decode(step.rejected), "rejected"))
+        if step.target is not None:
+            spans.append(_token_span(decode(step.target), "target"))
+        lines.append(f'<div><span style="color:#777;display:inline-block;width:4.5em">step {i}</span>{"".join(spans)}</div>')
+    return HTML(f'<div style="font-family:monospace;line-height:1.9">{_legend_html()}{"".join(lines)}</div>')
+
+
+def answer_html(steps, decode):
+    """One whole answer, each token coloured by who wrote it: green where the draft's token was
+    accepted, blue where the target wrote its own. Returns IPython HTML."""
+    from IPython.display import HTML
+
+    spans = []
+    for step in steps:
+        spans += [_token_span(decode(t), "accepted") for t in step.accepted]
+        if step.target is not None:
+            spans.append(_token_span(decode(step.target), "target"))
+    return HTML(f'<div style="font-family:monospace;line-height:1.9">{"".join(spans)}</div>')

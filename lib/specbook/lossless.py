@@ -167,3 +167,15 @@ def sequence_counts(samples, vocab: int) -> np.ndarray:
     samples = np.asarray(samples)
     flat = np.ravel_multi_index(samples.T, (vocab,) * samples.shape[1])
     return np.bincount(flat, minlength=vocab ** samples.shape[1]).reshape((vocab,) * samples.shape[1])
+
+
+def branches_taken(runs, k: int) -> dict[str, int]:
+    """How many of a sampled test's runs (`specdec.generate` results at `k`, longer than k + 1 tokens)
+    reached each branch a wrong decoder could get wrong: a first step that accepted some but not all
+    proposals, one that accepted all (then a bonus token, and another step), and any acceptance past
+    the first draft position."""
+    return {
+        "partial acceptance, then a rejection": sum(0 < r.step_accepts[0] < k for r in runs),
+        "all accepted, a bonus, another step": sum(r.step_accepts[0] == k and len(r.step_accepts) > 1 for r in runs),
+        "accepted past draft position 1": sum(sum(r.accepted_at[1:]) > 0 for r in runs),
+    }

@@ -96,3 +96,39 @@ def summarize(generations) -> dict:
         "per_position": per_position_rates(accepted_at, steps),
         "alpha": estimate_alpha(accepted_at, steps) if k else math.nan,
     }
+
+
+def alpha_from_rate(rate: float, k: int) -> float:
+    """The per-position acceptance α that gives a draft acceptance rate (accepted / proposed, as vLLM
+    counts it) of `rate` at K = k under the independent-acceptance model: (α + α² + … + α^k) / k = rate."""
+    if not 0 <= rate <= 1:
+        raise ValueError(f"an acceptance rate lies in [0, 1], not {rate}")
+    low, high = 0.0, 1.0
+    for _ in range(60):  # bisection: the rate rises with α
+        mid = (low + high) / 2
+        low, high = (mid, high) if sum(mid**i for i in range(1, k + 1)) / k < rate else (low, mid)
+    return (low + high) / 2
+
+
+def reference_against_model(reference, k: int, c: float, verify_cost: float = 1.0):
+    """The reference run's speculative rows beside the speedup model: its acceptance rate, the α and
+    tokens per step that rate implies at K = k, the speedup predicted with step-cost ratio c, and the
+    speedup it measured (tokens/s with its draft over tokens/s alone). `reference`: data/reference_run.csv."""
+    import pandas as pd
+
+    alone = reference[reference.speculative == 0].set_index(["level", "target"]).tokens_per_s
+    rows = []
+    for r in reference[reference.speculative == 1].itertuples():
+        alpha = alpha_from_rate(r.acceptance_rate, k)
+        rows.append(
+            {
+                "level": r.level,
+                "target": r.target,
+                "acceptance rate": r.acceptance_rate,
+                "implied α": alpha,
+                "tokens/step": 1 + k * r.acceptance_rate,
+                "predicted speedup": predicted_speedup(alpha, k, c, verify_cost),
+                "measured speedup": r.tokens_per_s / alone[(r.level, r.target)],
+            }
+        )
+    return pd.DataFrame(rows)

@@ -122,14 +122,14 @@ class Theory:
     prompts: int  # random prompts per measurement
     prompt_tokens: int
     max_new_tokens: int
-    lossless_vocab: int  # the toy pair's vocabulary: small enough to histogram
-    lossless_samples: int  # sampled sequences per decoder in the losslessness check
+    lossless_samples: int  # sampled sequences per decoder in the losslessness check (of the whole sequence's distribution)
     rounds: int  # interleaved timing rounds of a decoding sweep (median reported)
     timing_repeats: int  # timed forward passes per point (median reported)
     logit_scale: float = 4.0  # multiplies the untrained head: next-token distributions that are not flat
     temperature: float = 1.0  # the sweep samples, so that acceptance is probabilistic as in the theory
-    # the toy pair's head scales, target then draft: a draft sure of the wrong tokens, so that rejections matter
-    lossless_logit_scales: list[float] = field(default_factory=lambda: [2.0, 20.0])
+    # the toy pair's head scales, target then draft: a draft sure of its guesses, right in some contexts and
+    # wrong in others, so that full acceptances, partial ones and rejections are all frequent
+    lossless_logit_scales: list[float] = field(default_factory=lambda: [3.0, 8.0])
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,6 @@ POSITIVE = (
     "teacher.poll_seconds",
     "tokenizer.vocab_size",
     "theory.vocab_size",
-    "theory.lossless_vocab",
     "theory.logit_scale",
     "models.pretrain.seq_len",
     "sft.lora.lora_alpha",

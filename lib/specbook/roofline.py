@@ -76,3 +76,25 @@ def forward_time(a: Architecture, hw: Hardware, n_tokens: int, context: int) -> 
 def ridge_point(hw: Hardware) -> float:
     """FLOPs per byte above which the hardware is compute-bound."""
     return hw.flops / hw.bandwidth
+
+
+def step_table(archs: list[Architecture], hw: Hardware, context: int):
+    """One row per architecture: its parameters, the bytes a 1-token step reads, FLOPs per byte, the
+    step's memory and compute times on `hw`, and the tokens per second that allows at batch 1."""
+    import pandas as pd
+
+    rows = []
+    for a in archs:
+        cost = forward_cost(a, 1, context)
+        rows.append(
+            {
+                "model": a.name,
+                "parameters (M)": parameters(a) / 1e6,
+                "GB read per step": cost["bytes"] / 1e9,
+                "FLOPs per byte": cost["intensity"],
+                "memory time (ms)": cost["bytes"] / hw.bandwidth * 1e3,
+                "compute time (ms)": cost["flops"] / hw.flops * 1e3,
+                "max tokens/s at batch 1": 1 / forward_time(a, hw, 1, context),
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")

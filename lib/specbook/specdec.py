@@ -295,6 +295,36 @@ def static_cached(model, role: str, need: int) -> StaticCachedModel:
     return caches[role]
 
 
+@dataclass(frozen=True)
+class Step:
+    """One verification of a recorded run: the draft tokens the target accepted, the draft's first
+    rejected proposal (None when none was rejected), and the target's own token that ended the step
+    (the correction after a rejection, else the bonus; None when the answer ended inside the accepted run)."""
+
+    accepted: list[int]
+    rejected: int | None
+    target: int | None
+
+
+def steps(token_ids: list[int], step_accepts: list[int], rejections: list) -> list[Step]:
+    """Rebuild a run's steps from what it records (`SpeculativeResult` or a saved request): the
+    answer's tokens, how many proposals each step accepted, and each rejection's (position, draft's
+    token, target's token)."""
+    rejected_at = {position: drafted for position, drafted, _ in rejections}
+    out, position = [], 0
+    for n in step_accepts:
+        if position >= len(token_ids):
+            break
+        accepted = list(token_ids[position : position + n])
+        position += n
+        if position >= len(token_ids):
+            out.append(Step(accepted, None, None))
+            break
+        out.append(Step(accepted, rejected_at.get(position), token_ids[position]))
+        position += 1
+    return out
+
+
 def greedy_accepted(proposals: list[int], choices: list[int]) -> int:
     """How many proposals greedy verification accepts: those that equal the target's argmax at
     their position, left to right, up to the first that does not."""
