@@ -3,7 +3,6 @@ sequences follow the target's joint distribution (a chi-square test that fails f
 
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 

@@ -45,6 +45,7 @@ def theory(
     """Chapter 00's summary. `lossless`: chi-square p-values, one row per decoder and K, with a
     'residual' column ('correct' or the wrong one's name); `results`: `bench.against_model`'s table."""
     correct = lossless[lossless.residual == "correct"]["p-value"].min()
+    failed = "" if correct >= reject else f"; below {reject}: a failure to investigate"
     wrong = lossless[lossless.residual != "correct"]
     wrong_text = "; ".join(f"{r.decoder} at K = {r.K}: p = {r['p-value']:.2g}" for _, r in wrong.iterrows())
     caught = (wrong["p-value"] < reject).all()
@@ -64,7 +65,7 @@ def theory(
   {ridge:.0f}: its roofline time is {step_ms:.1f} ms per token, and a 16-token verify pass costs {verify16:.2f}x a step.
   On this CPU the {layers}-layer target's 5-token pass costs {pass5:.2f}x and its 17-token pass {pass17:.2f}x a step{verify}.
 - **Lossless.** Whole sequences sampled by the decoders with the correct residual fit the target's exact joint
-  distribution (lowest chi-square p = {correct:.3g}, {samples} samples each{"" if correct >= reject else f"; below {reject}: a failure to investigate"});
+  distribution (lowest chi-square p = {correct:.3g}, {samples} samples each{failed});
   with a wrong residual they {"are rejected at every K" if caught else "are not rejected at every K at this sample size"} ({wrong_text}).
 - **Model vs measurement.** With α estimated at K = {k_alpha}, E(α̂, K) {_model_fit(results, k_alpha)}.
 - **Step costs.** The cut draft costs c = {c_here:.2f} of a target step here, where its share of the bytes read is
