@@ -287,7 +287,7 @@ exact = lossless.sequence_distribution(toy_target, prompt, L)
 print(f"{exact.size} possible sequences of {L} tokens; the most likely has p = {exact.max():.3f}")
 
 # %% [markdown]
-# Each decoder draws `lossless_samples` sequences from one random stream. The lib's runs also
+# Each decoder draws `lossless_samples` sequences from its own random stream. The lib's runs also
 # count how often each branch of the algorithm was taken.
 
 # %%
@@ -308,8 +308,8 @@ for k in KS:
 # %%
 def draw_samples():
     samples, branches = {}, {}
-    for key, sample in samplers.items():
-        rng = torch.Generator().manual_seed(P.seed)  # one stream per sampler, continued across its N samples
+    for i, (key, sample) in enumerate(samplers.items()):
+        rng = torch.Generator().manual_seed(P.seed + i)  # an independent stream per sampler, continued across its N samples
         runs = [sample(rng) for _ in range(N)]
         samples[key] = np.array([r.token_ids if hasattr(r, "token_ids") else r for r in runs])
         if key[0] == "lib":
@@ -323,7 +323,9 @@ display(pd.DataFrame(branches).T.rename_axis("K"))
 # %% [markdown]
 # A chi-square goodness-of-fit test compares each decoder's counts of whole sequences with the
 # exact distribution (`stats.chi_square_p`: cells expecting fewer than 5 samples are pooled). A
-# p-value below 0.001 rejects "same distribution as the target".
+# p-value below 0.001 rejects "same distribution as the target". A correct decoder still falls
+# below it by chance once in a thousand runs of the test: a rejection is a reason to draw more
+# samples, and to look for a bug if it stays.
 
 # %%
 REJECT = 0.001
@@ -475,10 +477,10 @@ print(f"the model expects {ratio.min():.1f}-{ratio.max():.1f} times the speedup 
 # %% [markdown]
 # vLLM's acceptance rate is accepted / proposed tokens, so the α it implies is higher than the rate
 # itself (a rejection also ends the step's later proposals). Three reasons the prediction misses, none of them in the
-# model: the draft's step is launch-bound, not bandwidth-bound, so its real c is several times the
-# roofline's; the reference decodes 16 requests at a time, where a verify pass over 16 × 6 tokens
-# is no longer free (v > 1); and α is not independent across positions (section 5 measures the
-# same on this CPU). Chapter 04 measures c and v for the trained pairs and predicts with them.
+# model: the draft's step is launch-bound, not bandwidth-bound, so its real c lies far above the
+# roofline's (as the cut draft's measured c lies above its bytes here); the reference decodes
+# requests in batches (16 at a time in its scripts), where a verify pass over 16 × 6 tokens is no
+# longer free (v > 1); and α is not independent across positions (section 5 sees the same here). Chapter 04 measures c and v for the trained pairs and predicts with them.
 
 # %% [markdown]
 # ## Summary and takeaways

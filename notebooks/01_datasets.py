@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -17,6 +17,15 @@
 
 # %% [markdown]
 # # 01 · Datasets: problems, Chain of Thought and Chain of Draft
+#
+# In this chapter you will
+# - see where the problems come from and how their three difficulty levels are drawn;
+# - read a Chain of Thought and a Chain of Draft answer to the same problem;
+# - check the files every later chapter reads: no test question in training, every answer right.
+#
+# > **Chain of Thought (CoT)**: a worked answer in full sentences, one step per line (Wei et al. 2022).
+# > **Chain of Draft (CoD)**: the same steps as terse drafts, about one equation each (Xu et al. 2025).
+# > **Teacher**: the model (or, offline, the rules) that writes both kinds of answer for training.
 #
 # Every later chapter trains on or is measured against the files this chapter writes. For each
 # difficulty level (`easy`, `medium`, `hard`) it builds
@@ -29,15 +38,17 @@
 # write a CoT and a CoD for each training problem, keep a row only when both rationales state the
 # gold answer (strict checker) and the CoD is shorter than its CoT, then report what was kept.
 
-# %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
-# `make run-all PROFILE=smoke` (add NB=02 for one chapter). Chapters 00-02 on 2 CPU cores, from nothing:
-#   smoke  CI's check that every cell runs (tiny models, a few dozen problems): about 1 minute
-#   tiny   the default, offline on any CPU (small models trained here): `make run-all` prints each chapter's minutes
-#   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM): hours; not run yet
-profile = "tiny"  # smoke | tiny | full (see above)
+# %% tags=["remove-input"]
+from specbook.figures import where_we_are
 
-# %%
+where_we_are("01")
+
+# %% tags=["parameters"]
+# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
+# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
+profile = "tiny"
+
+# %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
 
 quiet_known_warnings()  # first: some libraries warn as they load
@@ -72,7 +83,7 @@ print(stamp(profile))
 # | `leg_counting` | `tiny` | reasoning-gym's procedural leg counting ("how many legs in total if you have 3 ducks, 2 dogs?", legs per animal from its table) | number of animal kinds |
 #
 # The offline `tiny` profile uses leg counting because models trained from scratch on a CPU
-# learn it within minutes, while GSM-Symbolic arithmetic stays near a few percent accuracy at that
+# learn it within minutes, while GSM-Symbolic arithmetic is barely learnt at that
 # budget (measured before this book existed; chapter 02 shows the learning curves). Leg counting
 # questions are kept verbatim except for the generator's fixed first sentence ("Your task is to
 # count how many legs..."), which the system prompt replaces. GSM-Symbolic variants are generated
@@ -137,16 +148,10 @@ display(source_table)
 # written from the example's metadata: one line per animal kind, and from the second line on the
 # line also adds that kind's legs to the total so far (CoT `Each ant has 6 legs: 8 * 6 = 48 legs;
 # total 12 + 48 = 60.`, CoD `ant 8*6=48; 12+48=60`), so that **every arithmetic step takes two
-# operands**, both written a few tokens before it. Why: the book's first format ended with the whole
-# sum in one equation (`12+48+4+12+16+20=112`), and its small targets then learnt the easy level
-# only: they copied the counts and multiplied almost without error but got the final multi-term sum
-# right in a third of the easy rows and almost never on hard, where it carries across five or six
-# terms. A CoT line says where each factor comes from and names the animal once, in the singular,
-# as the CoD does. CoT lines that also repeated the question's plural (`The ants have 8 * 6 = ...`,
-# `8 ants have ...`) left the tiny CoT targets copying every count right but often naming a wrong
-# animal from the second line on, while the CoD targets, which write the singular, named them
-# right. Chapter 02 starts each longer level from the adapter of the level below, which is what
-# taught the targets medium (chapter 04 has the accuracies this format reached). The teachers of
+# operands**, both written a few tokens before it: a small model adds two numbers it has just
+# written far more reliably than it sums six. A CoT line says where each factor comes from and
+# names the animal once, in the singular, as the CoD does (the site's notes page tells which
+# formats were tried first, and what they did). The teachers of
 # the other profiles are asked for running totals too (`prompts.TEACHER_COT_SYSTEM`: several
 # numbers are added two at a time, each partial result written).
 # An example per level:
@@ -207,7 +212,7 @@ for path in figures.save(fig, profile, "01_token_lengths"):
     print(path)
 
 # %% [markdown]
-# ## What this chapter found
+# ## Summary and takeaways
 
 # %%
 lines = [
@@ -219,3 +224,21 @@ lines = [
     for level, row in stats.iterrows()
 ]
 display(Markdown("\n".join(lines) + f"\n\n*{stamp(profile)} · datasets built at commit {report['built_at']}*"))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Drop the filter that keeps a row only when its CoD is shorter than its CoT
+#    (`rationales.DROP_REASONS`). How much shorter is CoD on average now? (The kept rows are shorter
+#    by construction; the unfiltered ratio is the honest one.)
+# 2. Print one `hard` CoT and its CoD side by side: which words does the CoD drop, and which
+#    numbers does it keep?
+# 3. Add a level with 7-8 animal kinds to the tiny profile. Which check of this chapter fails first?
+#
+# ## References
+#
+# - Wei et al. *Chain-of-Thought Prompting Elicits Reasoning in Large Language Models.* NeurIPS 2022. [arXiv:2201.11903](https://arxiv.org/abs/2201.11903)
+# - Xu, Xie, Zhao, He. *Chain of Draft: Thinking Faster by Writing Less.* 2025. [arXiv:2502.18600](https://arxiv.org/abs/2502.18600)
+# - Mirzadeh et al. *GSM-Symbolic: Understanding the Limitations of Mathematical Reasoning in LLMs.* ICLR 2025. [arXiv:2410.05229](https://arxiv.org/abs/2410.05229)
+# - Cobbe et al. *Training Verifiers to Solve Math Word Problems* (GSM8K). 2021. [arXiv:2110.14168](https://arxiv.org/abs/2110.14168)
+# - Stojanovski et al. *REASONING GYM: Reasoning Environments for Reinforcement Learning with Verifiable Rewards.* 2025. [arXiv:2505.24760](https://arxiv.org/abs/2505.24760)

@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -17,6 +17,15 @@
 
 # %% [markdown]
 # # 02 · Training: LoRA fine-tuning of the target on CoT and on CoD
+#
+# In this chapter you will
+# - write a LoRA layer out and see which of the target's weights fine-tuning changes;
+# - see one training row with its loss mask: which tokens the target learns to write;
+# - fine-tune the target on CoT and, separately, on CoD, and take a first look at accuracy.
+#
+# > **LoRA** (low-rank adaptation, Hu et al. 2021): a frozen weight W plus a trained update B·A of
+# > rank r, scaled by alpha / r; B starts at zero, so the tuned model starts as the base.
+# > **Adapter**: the trained A and B matrices (and any module trained whole, `modules_to_save`).
 #
 # For every difficulty level, the base target is fine-tuned twice with LoRA: once on the Chain of
 # Thought rationales of chapter 01 (`train_cot.jsonl`) and once on the Chain of Draft rationales of
@@ -33,15 +42,17 @@
 # falls on the assistant's tokens only (tested: prompt tokens carry label -100 in what the trainer
 # feeds the model).
 
-# %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
-# `make run-all PROFILE=smoke` (add NB=02 for one chapter). Chapters 00-02 on 2 CPU cores, from nothing:
-#   smoke  CI's check that every cell runs (tiny models, a few dozen problems): about 1 minute
-#   tiny   the default, offline on any CPU (small models trained here): `make run-all` prints each chapter's minutes
-#   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM): hours; not run yet
-profile = "tiny"  # smoke | tiny | full (see above)
+# %% tags=["remove-input"]
+from specbook.figures import where_we_are
 
-# %%
+where_we_are("02")
+
+# %% tags=["parameters"]
+# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
+# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
+profile = "tiny"
+
+# %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
 
 quiet_known_warnings()  # first: some libraries warn as they load
@@ -52,9 +63,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from IPython.display import Markdown, display
 
-from specbook import bench, engines, evaluation, figures, models, pretraining, profiles, rationales, specdec, stages, training
+from specbook import bench, engines, evaluation, figures, findings, models, pretraining, profiles, rationales, specdec, stages, training
 from specbook.paths import NOTEBOOKS, artifacts, lib_sources
 from specbook.profiles import LEVELS
 from specbook.runinfo import machine, seed_everything, stamp
@@ -176,6 +188,65 @@ if documents.texts:
     plt.show()
 
 # %% [markdown]
+# ## LoRA, written out
+#
+# Fine-tuning every weight of a 14B model needs memory for its gradients and optimizer state, three
+# or four times the model. LoRA freezes each chosen weight matrix W (d_out × d_in) and learns a
+# low-rank update instead:
+#
+# $$h = W x + \frac{\alpha}{r} B A x, \qquad A \in \mathbb{R}^{r \times d_{in}},\; B \in \mathbb{R}^{d_{out} \times r}.$$
+#
+# Only A and B train: r · (d_in + d_out) numbers instead of d_in · d_out. B starts at zero, so the
+# tuned model starts exactly as the base. The scale α / r (`lora_alpha` / `r` in peft) keeps the
+# update's size steady when r changes.
+
+
+# %%
+class LoRALinear(torch.nn.Module):
+    def __init__(self, base: torch.nn.Linear, r: int, alpha: float):
+        super().__init__()
+        self.base = base.requires_grad_(False)  # W stays frozen
+        self.A = torch.nn.Parameter(torch.randn(r, base.in_features) / r**0.5)
+        self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))  # zero: starts as the base
+        self.scale = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.scale * (x @ self.A.T @ self.B.T)
+
+
+# %% [markdown]
+# Checked at once, on one layer of this profile's LoRA settings: before training it changes
+# nothing; it trains far fewer numbers than the layer holds; and with the same A and B it computes
+# what peft's LoRA layer computes.
+
+# %%
+torch.manual_seed(P.seed)
+layer = torch.nn.Linear(256, 256, bias=False)
+lora = LoRALinear(layer, P.sft.lora.r, P.sft.lora.lora_alpha)
+x = torch.randn(4, 256)
+assert torch.equal(lora(x), layer(x))  # B = 0
+trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+print(f"r = {P.sft.lora.r}: {trainable:,} trainable numbers against {layer.weight.numel():,} in the layer")
+
+# %%
+with torch.no_grad():
+    lora.B.normal_()  # as if trained
+peft_layer = training.peft_lora_layer(layer, lora.A, lora.B, P.sft.lora.r, P.sft.lora.lora_alpha)
+torch.testing.assert_close(peft_layer(x), lora(x))
+print("the written-out layer and peft's agree")
+
+# %% [markdown]
+# peft does the same for every matrix a profile names, and `modules_to_save` lists modules trained
+# whole instead (here the output head `lm_head`: a small target trained without it stalls). The
+# loss is the usual next-token cross-entropy, but only on the answer. One real training row, as
+# the trainer sees it:
+
+# %%
+row = splits[LEVELS[0]]["train_cod"][0]
+encoded = training.encode(tokenizer, row["question"], row["rationale"], "cod", P.sft.args.max_length)
+figures.loss_mask_html([tokenizer.decode([t]) for t in encoded["input_ids"]], encoded["completion_mask"])
+
+# %% [markdown]
 # ## LoRA fine-tuning: six targets
 #
 # Hyperparameters come from the profile (`sft`); the `full` profile mirrors the reference run
@@ -189,9 +260,7 @@ if documents.texts:
 # count from the question, in order) is what the longer levels need first, and the budget goes
 # where that is learnt: tiny tunes easy on every training row, in batches of 8 (twice the updates
 # of batches of 16 in the same time). Whether a target learns to copy the animals is a sudden step,
-# not a gradual one: with half of easy's rows the same targets sometimes took it and sometimes
-# stayed at a held-out loss several times higher, and started from a new adapter the medium targets
-# did not take it within the same budget. Each target is still the base plus one adapter, trained
+# not a gradual one (the site's notes page tells the runs that showed it). Each target is still the base plus one adapter, trained
 # on its level after the levels below. A finished adapter is reused unless its base, data,
 # settings or the adapter it started from changed.
 
@@ -330,56 +399,23 @@ figures.save(fig, profile, "02_accuracy_check")
 plt.show()
 
 # %% [markdown]
-# ## What this chapter found
+# ## Summary and takeaways
 
 # %%
-by = checks.set_index(["level", "target"])
+display(Markdown(findings.training(checks, costs, step_costs, costs_setting, P, profile)))
 
-
-def tuned_vs_base(level):
-    """Which tuned targets beat the base beyond the 95 % intervals (n problems cannot separate overlapping ones)."""
-    base = by.loc[(level, "base")]
-    verdicts = []
-    for style in STYLES:
-        tuned = by.loc[(level, style)]
-        if tuned.ci_low > base.ci_high:
-            verdicts.append(f"{LABELS[style]} beats the base")
-        elif tuned.ci_high < base.ci_low:
-            verdicts.append(f"{LABELS[style]} falls below the base")
-        else:
-            verdicts.append(f"{LABELS[style]} and the base overlap")
-    return ", ".join(verdicts) + f" at n = {int(base.n)}"
-
-
-def lengths(level):
-    cot, cod = by.loc[(level, "cot")], by.loc[(level, "cod")]
-    ratio = cod["mean tokens"] / cot["mean tokens"]
-    text = (
-        f"the CoD target writes {cod['mean tokens']:.0f} tokens per answer against {cot['mean tokens']:.0f} for CoT "
-        f"({ratio:.2f}x, {'fewer' if ratio < 1 else 'not fewer'})"
-    )
-    if cot.truncated or cod.truncated:
-        text += (
-            f"; {int(cot.truncated)} CoT and {int(cod.truncated)} CoD answers of {int(cot.n)} stopped at the cap of "
-            f"{P.sft.max_new_tokens} tokens, so these means understate how long they would write"
-        )
-    return text
-
-
-lines = [
-    f"- **{level}**: base {by.loc[(level, 'base')].accuracy:.0%}, CoT {by.loc[(level, 'cot')].accuracy:.0%}, "
-    f"CoD {by.loc[(level, 'cod')].accuracy:.0%} ({tuned_vs_base(level)}); {lengths(level)}."
-    for level in LEVELS
-]
-display(
-    Markdown(
-        "\n".join(
-            [
-                f"Profile `{profile}`, {P.sft.check_rows} test problems per level, greedy ({stamp(profile)}):",
-                *lines,
-                f"- Draft/target decoding step cost c = {costs.c:.3f} (1/{1 / costs.c:.1f}) on this machine, {costs_setting} "
-                f"({costs.draft_ms:.2f} vs {costs.target_ms:.2f} ms; eager: c = {step_costs['eager'].c:.3f}).",
-            ]
-        )
-    )
-)
+# %% [markdown]
+# ## Exercises
+#
+# 1. Train the easy CoD target with LoRA on the attention and MLP projections only (drop `lm_head`
+#    from `sft.lora.modules_to_save`). Expect the token accuracy to stall and the answers to go flat.
+# 2. Halve `sft.args.num_train_epochs` for easy. Does accuracy follow the number of passes over the
+#    rows or the number of optimizer steps?
+# 3. Set the LoRA rank r to 4 and then 64. How many parameters train in each, and what changes in
+#    the loss curve?
+#
+# ## References
+#
+# - Hu et al. *LoRA: Low-Rank Adaptation of Large Language Models.* ICLR 2022. [arXiv:2106.09685](https://arxiv.org/abs/2106.09685)
+# - Qwen Team. *Qwen3 Technical Report.* 2025. [arXiv:2505.09388](https://arxiv.org/abs/2505.09388)
+# - Bengio et al. *Curriculum Learning.* ICML 2009. [doi:10.1145/1553374.1553380](https://doi.org/10.1145/1553374.1553380)

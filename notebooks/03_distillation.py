@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -17,6 +17,15 @@
 
 # %% [markdown]
 # # 03 · Distillation: every tuned target teaches its own draft
+#
+# In this chapter you will
+# - let each tuned target write the training data of its own draft;
+# - train drafts three ways (on the target's answers, on the teacher's, on the target's logits);
+# - measure how often each target accepts its draft's tokens, position by position.
+#
+# > **Distillation**: training a small model on what a large one writes (its tokens) or on its
+# > whole next-token distributions (white box: DistillSpec, Zhou et al. 2024; GKD, Agarwal et al. 2024).
+# > **Acceptance rate**: accepted draft tokens / proposed draft tokens, as vLLM counts it.
 #
 # Speculative decoding pays only when the draft writes what the target would have written: with
 # a draft step costing c target steps and a verify pass of K tokens costing v(K), the speedup is
@@ -37,20 +46,21 @@
 #    - **white box** (DistillSpec, GKD): trained on the target's own answers to match the target's
 #      whole next-token distribution (forward KL on the target's logits), not only its argmax;
 # 3. each draft's acceptance against its target on held-out test questions, through the native
-#    engine, greedy, at K = `distill.k`, beside the untrained base draft.
+#    engine, greedy, at K = `distill.k`, beside the base draft (pretrained, not tuned).
 #
 # Chapter 04 times what these acceptance rates buy.
 
-# %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
-# `make run-all PROFILE=smoke` (add NB=03 for this chapter). This chapter on 2 CPU cores, once
-# chapter 02 has run (the closing cell prints this run's time):
-#   smoke  CI's check that every cell runs (tiny models, a few dozen problems): well under a minute
-#   tiny   the default, offline on any CPU (small models trained here): see the closing cell
-#   full   one GPU (Qwen3-14B, Qwen3-0.6B, vLLM): hours; not run yet
-profile = "tiny"  # smoke | tiny | full (see above)
+# %% tags=["remove-input"]
+from specbook.figures import where_we_are
 
-# %%
+where_we_are("03")
+
+# %% tags=["parameters"]
+# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
+# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
+profile = "tiny"
+
+# %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
 
 quiet_known_warnings()  # first: some libraries warn as they load
@@ -64,7 +74,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from matplotlib.ticker import ScalarFormatter
 
-from specbook import distillation, engines, evaluation, figures, metrics, pretraining, profiles, rationales, stages, training
+from specbook import analysis, distillation, engines, evaluation, figures, metrics, pretraining, profiles, rationales, stages, training
 from specbook.engines import Speculative
 from specbook.paths import NOTEBOOKS, artifacts, lib_sources
 from specbook.profiles import LEVELS
@@ -93,7 +103,12 @@ base_draft = pretraining.base_model_path(P, A, "draft")
 base_target = pretraining.base_model_path(P, A, "target")
 splits = {level: {name: rationales.load_rows(A, level, name) for name in ("train_cot", "train_cod", "test")} for level in LEVELS}
 
+# %% [markdown]
+# Each tuned target is its base with chapter 02's adapter: vLLM serves the adapter on the base, the
+# in-process engines load a merged copy.
 
+
+# %%
 def adapter(style, level):
     return A.require(A.target(style, level) / "adapter_model.safetensors", made_by="02_training").parent
 
@@ -105,6 +120,11 @@ def target_engine(style, level, cfg=P.engine):
     return engines.make(cfg, str(training.merge(adapter(style, level), A.merged(adapter(style, level)))), P.seed)
 
 
+# %% [markdown]
+# Each target answers the questions it was tuned on, greedy, in batches; the rows go to disk as
+# they are made, so a stopped run resumes where it stopped.
+
+# %%
 answers, quality = {}, []
 for level in LEVELS:
     for style in STYLES:
@@ -127,6 +147,12 @@ for level in LEVELS:
             }
         )
 gate = quality
+
+# %% [markdown]
+# What each target wrote: the share that reached an answer line, the share cut at the length cap,
+# the share right, and the answers' mean length.
+
+# %%
 quality = pd.DataFrame(quality).rename(
     columns={"answered": "share answered", "truncated": "share truncated", "correct": "share correct", "mean_tokens": "mean tokens"}
 )
@@ -203,7 +229,7 @@ display(trained.drop(columns=["curve", "eval_curve"]).round(3))
 print("eval loss: cross-entropy on the held-out rows (distilled, teacher data); KL from the target (white box).", stamp(profile))
 
 # %%
-METHOD_LABELS = {"base": "untrained base draft", "distilled": "distilled", "teacher_data": "teacher data", "white_box": "white box"}
+METHOD_LABELS = analysis.DRAFT_LABELS
 METHOD_COLORS = {"base": figures.COLORS["base"], **dict(zip(distillation.METHODS, figures.PALETTE[2:], strict=False))}
 LINESTYLES = {"cot": "--", "cod": "-"}  # the training curves share a panel per level
 
@@ -234,7 +260,7 @@ plt.show()
 # greedy, through the profile's engine with speculation at K = `distill.k`, one request at a time.
 # The in-process engine runs eagerly here: compiled and eager decoding write the same tokens with the
 # same counters on the test suite's small models (`tests/test_engines.py`; not re-measured here), and
-# compiling 24 drafts would cost minutes (chapter 04 times them compiled). K = `distill.k` here may
+# compiling every draft would cost minutes (chapter 04 times them compiled). K = `distill.k` here may
 # differ from chapter 04's K = `bench.k`, and acceptance depends on K. Per draft: the
 # acceptance rate (accepted / proposed draft tokens, vLLM's definition), the mean acceptance length
 # (tokens per target pass), the share of steps that accepted the i-th draft token, and α
@@ -250,6 +276,11 @@ def cached(name, compute, params, models_used):
     return stages.cached(A.cached("03_distillation", name), params, compute, inputs=code + weights)
 
 
+# %% [markdown]
+# One engine per target; each of its drafts speculates on the same questions in turn.
+
+
+# %%
 def acceptance(style, level, rows):
     """Each draft's speculative run on `rows` (one engine for the target, the drafts in turn)."""
     engine = target_engine(style, level, dataclasses.replace(P.engine, compile=False))
@@ -306,13 +337,14 @@ for ax in axes[-1]:
     ax.set_xlabel("draft position i")
 if results["acceptance rate"].max() == 0:
     figures.note_degenerate(axes[0][0], f"no draft token was accepted on the {profile} profile")
-fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+every_draft = {line.get_label(): line for ax in axes.flat for line in ax.get_lines()}  # controls appear on some levels only
+fig.legend(every_draft.values(), every_draft.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
 fig.tight_layout()
 figures.save(fig, profile, "03_acceptance_by_position")
 plt.show()
 
 # %% [markdown]
-# ## What this chapter found
+# ## Summary and takeaways
 
 # %%
 by = results.set_index(["level", "style", "draft"])
@@ -349,3 +381,19 @@ display(
         )
     )
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Train the distilled draft on half of its target's answers. How much acceptance does it lose?
+# 2. Compare the base draft's and the distilled draft's acceptance by position (the figure above):
+#    where does distillation help most, early or late in a step?
+# 3. Why can a draft trained on the teacher's data (the control) accept about as well as the
+#    distilled one here? Look at how close the target's answers are to chapter 01's rationales.
+#
+# ## References
+#
+# - Hinton, Vinyals, Dean. *Distilling the Knowledge in a Neural Network.* 2015. [arXiv:1503.02531](https://arxiv.org/abs/1503.02531)
+# - Kim, Rush. *Sequence-Level Knowledge Distillation.* EMNLP 2016. [arXiv:1606.07947](https://arxiv.org/abs/1606.07947)
+# - Zhou et al. *DistillSpec: Improving Speculative Decoding via Knowledge Distillation.* ICLR 2024. [arXiv:2310.08461](https://arxiv.org/abs/2310.08461)
+# - Agarwal et al. *On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes* (GKD). ICLR 2024. [arXiv:2306.13649](https://arxiv.org/abs/2306.13649)

@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -18,9 +18,17 @@
 # %% [markdown]
 # # 04 · Benchmarking: every target alone and with its draft
 #
+# In this chapter you will
+# - grade every target, alone and with its draft, on the whole test set of each level;
+# - time speculation against the target alone, request by request, and set it beside the model of chapter 00;
+# - watch real speculative steps: which draft tokens the target kept, which it replaced.
+#
+# > **Speedup**: the target alone's latency over the speculative latency on the same request.
+# > **Efficiency**: measured speedup / the speedup chapter 00's model predicts from the same run's α, c and v.
+#
 # The reference run's five configurations on each level: the base target, the CoT target, the CoD
 # target, and each tuned target with its distilled draft as a speculative decoder, K = `bench.k`.
-# Beyond it, on the same requests: the tuned targets with the untrained base draft, with the
+# Beyond it, on the same requests: the tuned targets with the base draft (pretrained, not tuned), with the
 # teacher-data and white-box drafts of chapter 03, and with draft-free prompt lookup (n-gram); a K
 # sweep beside the curve E(α, K) predicts; and one sampled temperature besides greedy.
 #
@@ -49,16 +57,17 @@
 #   profile, commit, config hash, library versions and hardware). `results.load_runs` reads them
 #   all back as one table, here and in chapter 05.
 
-# %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
-# `make run-all PROFILE=smoke` (add NB=04 for this chapter). This chapter on 2 CPU cores, once
-# chapter 03 has run (the closing cell prints this run's time):
-#   smoke  CI's check that every cell runs (tiny models, a few problems): well under a minute
-#   tiny   the default, offline on any CPU (small models trained here): see the closing cell
-#   full   one GPU (Qwen3-14B, Qwen3-0.6B, vLLM): hours; not run yet
-profile = "tiny"  # smoke | tiny | full (see above)
+# %% tags=["remove-input"]
+from specbook.figures import where_we_are
 
-# %%
+where_we_are("04")
+
+# %% tags=["parameters"]
+# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
+# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
+profile = "tiny"
+
+# %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
 
 quiet_known_warnings()  # first: some libraries warn as they load
@@ -73,19 +82,21 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from specbook import (
+    analysis,
     bench,
     distillation,
     engines,
     evaluation,
     figures,
+    findings,
     lossless,
     metrics,
     pretraining,
     profiles,
     rationales,
     results,
+    specdec,
     stages,
-    stats,
     training,
 )
 from specbook.engines import Sampling, Speculative
@@ -105,7 +116,7 @@ print(stamp(profile), "· engine:", P.engine.kind, "(compiled)" if P.engine.comp
 # ## The models
 #
 # The base target and the six tuned targets of chapter 02; for each tuned target the drafts of
-# chapter 03 and the untrained base draft. The in-process engines load each tuned target merged
+# chapter 03 and the base draft (pretrained, not tuned). The in-process engines load each tuned target merged
 # with its adapter; vLLM serves the adapter on its base model.
 
 # %%
@@ -113,7 +124,12 @@ base_target = pretraining.base_model_path(P, A, "target")
 base_draft = pretraining.base_model_path(P, A, "draft")
 tests = {level: rationales.load_rows(A, level, "test") for level in LEVELS}
 
+# %% [markdown]
+# Each tuned target is its base with chapter 02's adapter, merged for the in-process engines (vLLM
+# serves the adapter itself); each draft comes from chapter 03.
 
+
+# %%
 def adapter(style, level):
     return A.require(A.target(style, level) / "adapter_model.safetensors", made_by="02_training").parent
 
@@ -143,11 +159,21 @@ def engine_for(target, level, cfg=P.engine):
     return engines.make(cfg, target_path(target, level), P.seed)
 
 
+# %% [markdown]
+# The drafts each target is timed with: the pretrained base draft of chapter 02 (never tuned on
+# answers), and chapter 03's distilled draft with its controls where they were trained.
+
+# %%
 DRAFTS = {level: ["base", *distillation.methods(P.distill, level)] for level in LEVELS}  # the reference run's draft is "distilled"
 print("targets: base +", ", ".join(f"{LABELS[s]} × {len(LEVELS)} levels" for s in STYLES))
 print("drafts per target:", "; ".join(f"{level}: {', '.join(d)}" for level, d in DRAFTS.items()))
 
+# %% [markdown]
+# Every measurement below is kept on disk with what it was made from: a re-run reuses it until the
+# settings, the models' weights, this machine or the code change.
 
+
+# %%
 def cached(name, compute, params, models_used):
     """A measurement of this chapter, reused while its settings, the models' weights, this machine
     and the code are unchanged: {"runs": compute(), "provenance": where and when it was made}."""
@@ -195,6 +221,10 @@ for level in LEVELS:
         run = results.Run(level, target, "alone", 0, 0.0, P.engine.kind, "all")
         results.write(A.results, run, s, results.run_metrics(s), accuracy[level, target]["provenance"])
 
+# %% [markdown]
+# Accuracy of every target alone, with its 95 % interval and the answers cut at the token cap:
+
+# %%
 table = pd.DataFrame(
     [
         {
@@ -263,8 +293,8 @@ else:
 # its rounds, and each round's own speedup is kept: a run whose rounds disagree by more than
 # `results.UNSTABLE_SPREAD` of their median is marked unstable. Each run is graded, compared token
 # by token with the target alone, and written to `data/<profile>/results/`. The timed questions are
-# the first `bench.timing_rows` of each level (on tiny 10 of 200, down from 14 when each was timed
-# once: three rounds of every configuration must fit the chapter's time budget), so a speedup's
+# the first `bench.timing_rows` of each level (three rounds of every configuration must fit the
+# chapter's time budget), so a speedup's
 # interval is wide; accuracy always uses the whole test set.
 
 
@@ -297,14 +327,11 @@ def timed(style, level):
     }
 
 
-def predicted(spec, m):
-    """E(alpha, K) / (K c + v(K)) for a draft model; None for prompt lookup (it proposes 0 to K
-    tokens a step at no draft cost, which the model does not describe) or without measured costs."""
-    if costs is None or spec is None or spec.method != "draft_model" or spec.k not in costs.v:
-        return None
-    return metrics.predicted_speedup(m["alpha"], spec.k, costs.c, costs.v[spec.k])
+# %% [markdown]
+# Each configuration's run is graded, compared with the target alone request by request, set
+# beside the model's prediction (`results.timed_metrics`) and written to `data/<profile>/results/`.
 
-
+# %%
 for level in LEVELS:
     for style in STYLES:
         configs = configs_for(style, level)
@@ -319,48 +346,20 @@ for level in LEVELS:
         made = cached(f"timed_{level}_{style}", lambda style=style, level=level: timed(style, level), settings, used)
         scores, differences = made["runs"]["scores"], made["runs"]["differences"]
         plain = scores["alone", 0]
-        plain_counts = metrics.summarize(plain.generations)
         for (draft, k), s in scores.items():
             spec = configs[draft, k]
-            m = results.run_metrics(s, plain if spec is not None else None, differences.get((draft, k)))
-            if spec is not None:
-                m.update(results.speedup(plain, s, seed=P.seed), predicted_speedup=predicted(spec, m))
-                m["decode_speedup"] = metrics.decode_speedup(m, plain_counts)
-                m["efficiency"] = m["speedup"] / m["predicted_speedup"] if m["predicted_speedup"] else None
-                m["decode_efficiency"] = m["decode_speedup"] / m["predicted_speedup"] if m["predicted_speedup"] else None
+            m = results.timed_metrics(plain, s, spec, differences.get((draft, k)), costs, seed=P.seed)
             run = results.Run(level, style, draft, k, 0.0, P.engine.kind, "timed")
             results.write(A.results, run, s, m, made["provenance"], plain if spec is not None else None, differences.get((draft, k)))
 
+# %% [markdown]
+# Every timed run, beside its prediction and its losslessness check:
+
+# %%
 runs = results.load_runs(A.results)
 timed_table = runs[runs.request_set == "timed"].assign(target=lambda t: t.target.map(LABELS))
 by = timed_table.set_index(["level", "target", "draft", "k"])
-SHOWN = {
-    "level": "level",
-    "target": "target",
-    "draft": "draft",
-    "k": "K",
-    "speedup": "speedup",
-    "speedup_low": "low",
-    "speedup_high": "high",
-    "round_spread": "spread of rounds",
-    "unstable": "unstable",
-    "predicted_speedup": "predicted",
-    "efficiency": "efficiency",
-    "decode_speedup": "decode speedup",
-    "decode_efficiency": "decode efficiency",
-    "identical_to_plain": "identical",
-    "near_tie": "near-tie",
-    "mismatch": "mismatch",
-    "acceptance_rate": "acceptance rate",
-    "mean_acceptance_length": "mean acceptance length",
-    "alpha": "alpha",
-    "accuracy": "accuracy (timed)",
-    "tokens_per_request": "tokens per answer",
-    "truncated": "truncated",
-    "latency_median_s": "latency median (s)",
-    "tokens_per_s": "tokens/s",
-}
-display(timed_table[list(SHOWN)].rename(columns=SHOWN).round(3))
+display(timed_table[list(results.TIMED_COLUMNS)].rename(columns=results.TIMED_COLUMNS).round(3))
 print(
     f"greedy, batch 1, {B.timing_rows} timed questions per level, {B.rounds} rounds each; speedup = median per-request latency "
     f"ratio [bootstrap 95 %]; spread = (max - min) / median of the rounds' speedups, unstable above {results.UNSTABLE_SPREAD} ·",
@@ -397,6 +396,10 @@ def whole_test_set(style, level):
     return {"speculative": spec, "differ from batched": differ, "own": own, "differences": differences}
 
 
+# %% [markdown]
+# Each tuned target with its distilled draft, on every level:
+
+# %%
 whole = {}
 for level in LEVELS:
     for style in STYLES:
@@ -414,40 +417,39 @@ for level in LEVELS:
         m = {**results.run_metrics(spec, own, differences), "differ_from_batched": len(differ)}
         run = results.Run(level, style, "distilled", B.k, 0.0, P.engine.kind, "all")
         results.write(A.results, run, spec, m, made["provenance"], own, differences)
+# %% [markdown]
+# Accuracy with speculation, and how many answers are identical to the target's own:
+
+# %%
 runs = results.load_runs(A.results)
-whole_table = runs[(runs.request_set == "all") & (runs.k > 0)]
-display(
-    whole_table[
-        [
-            "level",
-            "target",
-            "draft",
-            "k",
-            "requests",
-            "accuracy",
-            "accuracy_low",
-            "accuracy_high",
-            "identical_to_plain",
-            "near_tie",
-            "mismatch",
-            "differ_from_batched",
-            "acceptance_rate",
-            "mean_acceptance_length",
-        ]
-    ]
-    .assign(target=lambda t: t.target.map(LABELS))
-    .rename(
-        columns={
-            "requests": "questions",
-            "accuracy_low": "low",
-            "accuracy_high": "high",
-            "identical_to_plain": "identical",
-            "differ_from_batched": "differ from batched",
-        }
-    )
-    .round(3)
-)
+whole_table = runs[(runs.request_set == "all") & (runs.k > 0)].assign(target=lambda t: t.target.map(LABELS))
+display(whole_table[list(results.WHOLE_COLUMNS)].rename(columns=results.WHOLE_COLUMNS).round(3))
 print(f"greedy, K = {B.k}, whole test set, one request at a time ·", results.provenance_line(whole_table))
+
+# %% [markdown]
+# ### Speculation, step by step
+#
+# What those acceptance rates look like in one answer: a hard question answered by the CoD target
+# with its distilled draft, one verification per line. Green: draft tokens the target accepted; red:
+# the draft's rejected token; blue: the target's own token (its correction after a red one, else
+# the bonus after all K were accepted).
+
+# %%
+tokenizer = pretraining.base_tokenizer(P, A)
+shown_level = LEVELS[-1]
+example = next(
+    (g for g in whole[shown_level, "cod"]["speculative"].generations if g.rejections),
+    whole[shown_level, "cod"]["speculative"].generations[0],
+)
+example_steps = specdec.steps(example.token_ids, example.step_accepts, example.rejections)
+print(tests[shown_level][whole[shown_level, "cod"]["speculative"].generations.index(example)]["question"])
+figures.steps_html(example_steps, lambda t: tokenizer.decode([t]), limit=12)
+
+# %% [markdown]
+# The whole answer, each token coloured by who wrote it: the draft (accepted) or the target.
+
+# %%
+figures.answer_html(example_steps, lambda t: tokenizer.decode([t]))
 
 # %% [markdown]
 # ### Lossless: the target's own tokens, as far as the dtype allows
@@ -474,6 +476,12 @@ if len(mismatched):
         f"{len(mismatched)} greedy speculative runs wrote other tokens than the target alone where no near-tie explains it "
         f"(a decoder bug): " + "; ".join(f"{r.run}: {', '.join(map(str, r.mismatch_ids))}" for r in mismatched.itertuples())
     )
+
+# %% [markdown]
+# Batching can change a greedy answer too (another summation order in the batched pass). The timed
+# questions, answered one at a time, are compared with the same questions' batched answers:
+
+# %%
 batching = []
 for level in LEVELS:
     for style in STYLES:
@@ -526,28 +534,7 @@ if costs is not None:
         for style in STYLES:
             plain_row = by.loc[(level, LABELS[style], "alone", 0)]
             r = by.loc[(level, LABELS[style], "distilled", B.k)]
-            step, draft_ms, verify_ms = (1000 * r[key] for key in ("decode_step_s", "decode_draft_s", "decode_target_s"))
-            ledger.append(
-                {
-                    "level": level,
-                    "target": LABELS[style],
-                    "E(α, K)": metrics.expected_tokens_per_step(r["alpha"], B.k),
-                    "tokens per pass": r["mean_acceptance_length"],
-                    "step, model (ms)": B.k * costs.draft_ms + costs.verify_ms[B.k],
-                    "step, measured (ms)": step,
-                    "draft passes, model (ms)": B.k * costs.draft_ms,
-                    "draft passes, in the loop (ms)": draft_ms,
-                    "verify, model (ms)": costs.verify_ms[B.k],
-                    "verify, in the loop (ms)": verify_ms,
-                    "decoder's own (ms)": step - draft_ms - verify_ms,
-                    "target step, model (ms)": costs.target_ms,
-                    "target step, measured (ms)": 1000 * plain_row["decode_step_s"],
-                    "prompt pass share, alone": plain_row["prompt_pass_share"],
-                    "prompt pass share, speculative": r["prompt_pass_share"],
-                    "efficiency": r["efficiency"],
-                    "decode efficiency": r["decode_efficiency"],
-                }
-            )
+            ledger.append({"level": level, "target": LABELS[style], **results.step_ledger(r, plain_row, costs, B.k)})
     ledger = pd.DataFrame(ledger)
     display(ledger.round(3))
     print(f"distilled drafts, K = {B.k}; measured steps: seconds per target pass after the first ·", stamp(profile))
@@ -590,20 +577,14 @@ display(reference.round(3))
 print(f"K = {B.k} ·", stamp(profile))
 
 # %% [markdown]
-# ## Which draft: trained, untrained, or none at all
+# ## Which draft: tuned, not tuned, or none at all
 #
 # Each tuned target with every draft at K = `bench.k` and with prompt lookup: the speedup with its
 # interval, and the acceptance that explains it. A hatched bar is an unstable run (its rounds
 # disagree).
 
 # %%
-METHOD_LABELS = {
-    "base": "untrained base draft",
-    "distilled": "distilled",
-    "teacher_data": "teacher data",
-    "white_box": "white box",
-    "ngram": "prompt lookup (n-gram)",
-}
+METHOD_LABELS = analysis.DRAFT_LABELS
 METHOD_COLORS = {"base": figures.COLORS["base"], **dict(zip([*distillation.METHODS, "ngram"], figures.PALETTE[2:], strict=False))}
 at_k = timed_table[(timed_table.k == B.k) & (timed_table.draft != "alone")]
 methods = list(METHOD_LABELS)
@@ -670,8 +651,10 @@ print(
 # The CoD target alone and with its distilled draft answer the first `bench.sampled_rows` test
 # questions of each level by sampling (the target alone in batches, the speculative decoder one
 # request at a time: other random numbers, so the answers differ one by one but follow the same
-# distribution if the decoder is lossless). The two accuracies must not differ beyond noise: a
-# two-sided test on the two proportions. Beside them, the acceptance rate sampled and greedy.
+# distribution if the decoder is lossless). A test that fails to find a difference would not show
+# that there is none, so the check is an *equivalence* test, paired by problem: the 95 % interval of
+# the accuracy difference must lie inside ±`analysis.AS_ACCURATE_MARGIN`
+# (`analysis.equivalent_accuracy`). Beside them, the acceptance rate sampled and greedy.
 
 # %%
 sampled = []
@@ -696,14 +679,17 @@ for level in LEVELS:
     ]:
         results.write(A.results, run, s, results.run_metrics(s), made["provenance"])
     m = metrics.summarize(spec.generations)
+    same = analysis.equivalent_accuracy([a["correct"] for a in alone.answers], [a["correct"] for a in spec.answers])
     sampled.append(
         {
             "level": level,
             "questions": alone.n,
             "accuracy alone": alone.accuracy,
             "accuracy speculative": spec.accuracy,
-            "difference": spec.accuracy - alone.accuracy,
-            "p (two proportions)": stats.two_proportions_p(alone.correct, alone.n, spec.correct, spec.n),
+            "difference": same["difference"],
+            "low": same["low"],
+            "high": same["high"],
+            "verdict": same["verdict"],
             "acceptance rate": m["acceptance_rate"],
             "acceptance rate, greedy": by.loc[(level, "CoD", "distilled", B.k), "acceptance_rate"],
             "tokens per answer alone": alone.mean_tokens,
@@ -756,69 +742,41 @@ else:
     print(f"the {P.engine.kind} engine decodes one request at a time: no concurrency sweep on the {profile} profile")
 
 # %% [markdown]
-# ## What this chapter found
+# ## Summary and takeaways
 
 # %%
-cod_best = {level: by.loc[(level, "CoD", "distilled", best_k[level])] for level in LEVELS}
-timed_spec = timed_table[timed_table.k > 0]
-efficiency = timed_spec[["efficiency", "decode_efficiency"]].dropna()
-
-
-def interval(r):
-    return f"{r['speedup']:.2f}x [{r['speedup_low']:.2f}-{r['speedup_high']:.2f}]" + (" (unstable)" if r["unstable"] else "")
-
-
-faster = [level for level in LEVELS if cod_best[level]["speedup_low"] > 1.0]
 minutes = (time.perf_counter() - chapter_start) / 60
-lines = [
-    f"Profile `{profile}`, engine {P.engine.kind}{' (compiled)' if P.engine.compile else ''}, greedy, {B.timing_rows} timed questions per level, {B.rounds} rounds ({stamp(profile)}):",
-    *(
-        f"- **{level}**: CoD target + distilled draft at K = {B.k}: {interval(by.loc[(level, 'CoD', 'distilled', B.k)])}, "
-        f"at its best K = {best_k[level]}{' (the largest swept)' if level in at_edge else ''}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance_rate']:.2f}); "
-        f"CoT target + distilled draft at K = {B.k}: {interval(by.loc[(level, 'CoT', 'distilled', B.k)])}. "
-        f"Accuracy on {accuracy[level, 'cod']['runs'].n} questions: CoD {accuracy[level, 'cod']['runs'].accuracy:.2f} alone, "
-        f"{whole[level, 'cod']['speculative'].accuracy:.2f} speculative; CoT {accuracy[level, 'cot']['runs'].accuracy:.2f} alone, "
-        f"{whole[level, 'cot']['speculative'].accuracy:.2f} speculative; base {accuracy[level, 'base']['runs'].accuracy:.2f}."
-        for level in LEVELS
-    ),
-    f"- Levels where the CoD pair at its best K is faster than the target alone with 95 % confidence (interval above 1): "
-    f"{len(faster)} of {len(LEVELS)}{' (' + ', '.join(faster) + ')' if faster else ''}; the best K is chosen on the same requests, so this is optimistic.",
-    f"- Greedy speculative outputs against the target's own, {int(speculative_runs.requests.sum())} requests in {len(speculative_runs)} runs "
-    f"(the whole test set included): {requests_by_kind['identical']} identical, {requests_by_kind['near-tie']} parted at a numerical near-tie, "
-    f"{requests_by_kind['mismatch']} mismatched; batched and one-at-a-time answers of the targets alone identical on "
-    f"{batching['batched = one at a time'].sum()} of {batching['timed questions'].sum()} timed questions.",
-    f"- Timing stability: {int(timed_spec.unstable.sum())} of {len(timed_spec)} timed speculative runs have rounds whose speedups spread "
-    f"more than {results.UNSTABLE_SPREAD:.0%} of their median (largest spread {timed_spec.round_spread.max():.2f}).",
-]
-if len(efficiency):
-    lines.append(
-        f"- Efficiency (measured / predicted speedup) over the {len(efficiency)} draft-model runs: median "
-        f"{efficiency.efficiency.median():.2f} end to end (range {efficiency.efficiency.min():.2f}-{efficiency.efficiency.max():.2f}), "
-        f"{efficiency.decode_efficiency.median():.2f} after the first step (range {efficiency.decode_efficiency.min():.2f}-"
-        f"{efficiency.decode_efficiency.max():.2f}); c = {costs.c:.3f} measured in this run."
-    )
-if costs is not None:
-    med = ledger.median(numeric_only=True)
-    own = med["decoder's own (ms)"]
-    lines.append(
-        f"- Where a step's time goes (distilled drafts, K = {B.k}, medians over the {len(ledger)} pairs): measured "
-        f"{med['step, measured (ms)']:.2f} ms against {med['step, model (ms)']:.2f} ms modelled; the draft's passes "
-        f"{med['draft passes, in the loop (ms)']:.2f} ms in the loop against {med['draft passes, model (ms)']:.2f} ms alone, the verify "
-        f"pass {med['verify, in the loop (ms)']:.2f} against {med['verify, model (ms)']:.2f} ms, the decoder's own work "
-        f"{own:.2f} ms."
-    )
-worst = sampled.loc[sampled["p (two proportions)"].idxmin()]
-lower = int((sampled["acceptance rate"] < sampled["acceptance rate, greedy"]).sum())
-lines += [
-    f"- At temperature {B.sampled_temperature}: the smallest p-value of the accuracy difference is {worst['p (two proportions)']:.2f} "
-    f"({worst.level}: {worst['accuracy alone']:.2f} alone vs {worst['accuracy speculative']:.2f} speculative); "
-    + (
-        "no level's difference is significant at 0.05."
-        if worst["p (two proportions)"] >= 0.05
-        else "a difference significant at 0.05: look at that level."
-    )
-    + f" Acceptance sampled is below acceptance greedy on {lower} of {len(LEVELS)} levels "
-    f"({', '.join(f'{lv} {a:.2f} vs {g:.2f}' for lv, a, g in zip(sampled.level, sampled['acceptance rate'], sampled['acceptance rate, greedy'], strict=True))}).",
-    f"- This run of the chapter took {minutes:.1f} minutes (measurements already made are reused, not repeated).",
-]
-display(Markdown("\n".join(lines)))
+summary = findings.benchmarking(
+    profile=profile,
+    P=P,
+    by=by,
+    best_k=best_k,
+    at_edge=at_edge,
+    accuracy={key: made["runs"] for key, made in accuracy.items()},
+    whole={key: runs_of["speculative"] for key, runs_of in whole.items()},
+    speculative_runs=speculative_runs,
+    requests_by_kind=requests_by_kind,
+    batching=batching,
+    timed_table=timed_table,
+    costs=costs,
+    ledger=ledger if costs is not None else None,
+    sampled=sampled,
+    minutes=minutes,
+)
+display(Markdown(summary))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Time the CoD pair at K = 1 and K = 8. Where does the measured speedup leave the prediction,
+#    and which of c, v(K) and α explains it?
+# 2. Compile the target (`bench.compile`). Which gets faster, the target alone or speculation?
+# 3. Take the coloured answer above: which kinds of token does the draft miss? Check your guess
+#    against chapter 05's rejection analysis.
+#
+# ## References
+#
+# - Leviathan, Kalman, Matias. *Fast Inference from Transformers via Speculative Decoding.* ICML 2023. [arXiv:2211.17192](https://arxiv.org/abs/2211.17192)
+# - Saxena. *Prompt Lookup Decoding.* 2023. [github.com/apoorvumang/prompt-lookup-decoding](https://github.com/apoorvumang/prompt-lookup-decoding)
+# - Kwon et al. *Efficient Memory Management for Large Language Model Serving with PagedAttention* (vLLM). SOSP 2023. [arXiv:2309.06180](https://arxiv.org/abs/2309.06180)
+# - Li et al. *EAGLE-3: Scaling up Inference Acceleration of Large Language Models via Training-Time Test.* 2025. [arXiv:2503.01840](https://arxiv.org/abs/2503.01840)

@@ -25,6 +25,15 @@ import numpy as np
 from specbook import stats
 
 AS_ACCURATE_MARGIN = 0.05  # five percentage points: the most CoD may lose and still be "as accurate"
+# The drafts as chapter 05 names them: the pretrained base draft was never tuned on answers
+# ("untrained" for the task), prompt lookup has no draft model at all.
+DRAFT_LABELS = {
+    "base": "base draft (pretrained, not tuned)",
+    "distilled": "distilled",
+    "teacher_data": "teacher data",
+    "white_box": "white box",
+    "ngram": "prompt lookup (n-gram)",
+}
 TOKEN_CLASSES = ("digits", "operators", "words", "formatting", "end of answer")
 _OPERATORS = re.compile(r"^[\s+\-*/=×÷^()<>%]+$")
 
@@ -127,6 +136,21 @@ def cod_as_accurate(level: str, cot: Sequence[bool], cod: Sequence[bool], learnt
     return _verdict("3c. CoD is as accurate as CoT", level, verdict, test, f"Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]", p)
 
 
+def equivalent_accuracy(alone: Sequence[bool], speculative: Sequence[bool], margin: float = AS_ACCURATE_MARGIN) -> dict:
+    """Do two sampled runs on the same problems reach the same accuracy? An equivalence test, paired
+    by problem: the bootstrap 95 % interval of the difference (speculative - alone) inside ±margin
+    says "the same within the margin"; an interval that excludes 0 says they differ; anything else is
+    "not shown" (a test that fails to reject is not evidence of no difference)."""
+    diff, low, high = stats.paired_bootstrap(_mean_difference, alone, speculative)
+    if low > -margin and high < margin:
+        verdict = f"the same within {margin:.0%}"
+    elif low > 0 or high < 0:
+        verdict = "differs"
+    else:
+        verdict = "not shown: the interval is too wide"
+    return {"difference": diff, "low": low, "high": high, "verdict": verdict}
+
+
 def best_k_held_out(plain: Sequence[float], by_k: dict[int, Sequence[float]], seed: int = 0) -> dict:
     """The best K chosen on the even-numbered timed requests (by median latency ratio) and its
     speedup measured on the odd-numbered ones, with a bootstrap interval: a choice not graded on
@@ -205,3 +229,76 @@ def miss_rates(missed, counts: dict[str, int]):
             for c in TOKEN_CLASSES
         ]
     )
+
+
+def family(question: str) -> str:
+    """A verdict's question family ("1", "2a", ... "3c"): the tests one correction runs across."""
+    return question.split(".", 1)[0]
+
+
+def with_holm(verdicts):
+    """The verdicts table with each p-value adjusted by Holm's method within its question family
+    (across levels and targets), and whether the verdict's test still decides at 95 % after it;
+    interval-based verdicts carry no p-value and are left as they are."""
+    out = verdicts.assign(**{"p (Holm)": math.nan})
+    for index in verdicts.groupby(verdicts.question.map(family)).groups.values():
+        out.loc[index, "p (Holm)"] = stats.holm(verdicts.loc[index, "p"].astype(float))
+    return out
+
+
+PRIMARY = ("1.", "2a. speculation (K", "2b.", "3a.", "3b.", "3c.")
+
+
+def answers_table(verdicts):
+    """The primary verdicts, one row per question (and target), one column per level."""
+    primary = verdicts[verdicts.question.str.startswith(PRIMARY) & ~verdicts.question.str.contains("best K")]
+    table = primary.pivot_table(index="question", columns="level", values="verdict", aggfunc="first", sort=False)
+    return table[[level for level in ("easy", "medium", "hard") if level in table.columns]]
+
+
+def time_to_correct(latency_s: dict, accuracy: dict):
+    """Seconds per correct answer for each configuration: the mean latency of its timed requests over
+    its accuracy on the whole test set (what a user waits, on average, for one right answer).
+    `latency_s`, `accuracy`: {configuration: value}, same keys."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "configuration": name,
+                "mean latency (s)": float(np.mean(latency_s[name])),
+                "accuracy": accuracy[name],
+                "seconds per correct answer": float(np.mean(latency_s[name])) / accuracy[name] if accuracy[name] else math.inf,
+            }
+            for name in latency_s
+        ]
+    )
+
+
+def headline_table(accuracy_table, speed_table, tokens_table):
+    """One row per level with what a visitor needs first: each target's accuracy with its interval,
+    CoD's tokens over CoT's, and each tuned target's speedup with its interval and acceptance rate."""
+    import pandas as pd
+
+    def accuracy(level, configuration):
+        r = accuracy_table[(accuracy_table.level == level) & (accuracy_table.configuration == configuration)].iloc[0]
+        return f"{100 * r.accuracy:.1f} % [{100 * r.low:.1f}, {100 * r.high:.1f}]"
+
+    def speed(level, target):
+        r = speed_table[(speed_table.level == level) & (speed_table.target == target)].iloc[0]
+        return f"{r.speedup:.2f}x [{r.low:.2f}, {r.high:.2f}] · {r['acceptance rate']:.2f}"
+
+    rows = []
+    for level in tokens_table.level:
+        rows.append(
+            {
+                "level": level,
+                "accuracy: base": accuracy(level, "base"),
+                "CoT": accuracy(level, "CoT"),
+                "CoD": accuracy(level, "CoD"),
+                "tokens CoD / CoT": f"{tokens_table[tokens_table.level == level]['CoD / CoT'].iloc[0]:.2f}",
+                "speedup · acceptance: CoT": speed(level, "CoT"),
+                "CoD ": speed(level, "CoD"),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -214,12 +214,13 @@ def where_we_are(chapter: str):
 TOKEN_COLORS = {"accepted": "#c8e6c9", "rejected": "#ffcdd2", "target": "#bbdefb"}
 
 
-def _token_span(text: str, kind: str) -> str:
+def _token_span(text: str, kind: str, color: str | None = None) -> str:
     import html
 
     shown = html.escape(text).replace("\n", "⏎").replace(" ", "&nbsp;") or "∅"
     strike = "text-decoration:line-through;" if kind == "rejected" else ""
-    return f'<span title="{kind}" style="background:{TOKEN_COLORS[kind]};{strike}padding:1px 1px;border-radius:2px">{shown}</span>'
+    background = color or TOKEN_COLORS[kind]
+    return f'<span title="{kind}" style="background:{background};{strike}padding:1px 1px;border-radius:2px">{shown}</span>'
 
 
 def _legend_html() -> str:
@@ -232,6 +233,8 @@ def steps_html(steps, decode, limit: int | None = None):
     Leviathan et al.'s Fig. 1; `decode(token_id)` gives a token's text. Returns IPython HTML."""
     from IPython.display import HTML
 
+    if not steps:
+        return HTML("<p>The engine recorded no steps for this run (vLLM reports counts, not steps).</p>")
     lines = []
     for i, step in enumerate(steps[:limit], start=1):
         spans = [_token_span(decode(t), "accepted") for t in step.accepted]
@@ -254,3 +257,14 @@ def answer_html(steps, decode):
         if step.target is not None:
             spans.append(_token_span(decode(step.target), "target"))
     return HTML(f'<div style="font-family:monospace;line-height:1.9">{"".join(spans)}</div>')
+
+
+def loss_mask_html(tokens: list[str], mask: list[int]):
+    """One training row, token by token: the prompt's tokens grey (label -100, no loss), the
+    tokens the model learns to write highlighted. Returns IPython HTML."""
+    from IPython.display import HTML
+
+    kinds = {0: ("prompt: no loss", "#eeeeee"), 1: ("trained: in the loss", "#fff3b0")}
+    legend = " ".join(_token_span(name, name, color) for name, color in kinds.values())
+    spans = "".join(_token_span(t, *kinds[m]) for t, m in zip(tokens, mask, strict=True))
+    return HTML(f'<div style="font-family:monospace;line-height:1.9">{legend}<br>{spans}</div>')

@@ -55,6 +55,11 @@ def theory(
         if best["speedup"] > 1
         else "no configuration beats the target alone here: speculation pays only when α is high and c and v are low"
     )
+    overhead = (
+        ": the rest is per-call overhead, which a small model cannot hide"
+        if c_here > 1.1 * c_bytes_here
+        else ": about what its weights predict, so per-call overhead is small at this size"
+    )
     verify = (
         ": small models on a CPU are not purely memory-bound, so verification is not free here"
         if pass5 > 1.1
@@ -68,10 +73,221 @@ def theory(
   distribution (lowest chi-square p = {correct:.3g}, {samples} samples each{failed});
   with a wrong residual they {"are rejected at every K" if caught else "are not rejected at every K at this sample size"} ({wrong_text}).
 - **Model vs measurement.** With α estimated at K = {k_alpha}, E(α̂, K) {_model_fit(results, k_alpha)}.
-- **Step costs.** The cut draft costs c = {c_here:.2f} of a target step here, where its share of the bytes read is
-  {c_bytes_here:.2f}: the rest is per-call overhead. By bytes alone Qwen3-0.6B / Qwen3-14B gives c = {c_gpu:.3f}.
+- **Step costs.** The cut draft costs c = {c_here:.2f} of a target step here, against its share of the bytes read,
+  {c_bytes_here:.2f}{overhead}. By bytes alone Qwen3-0.6B / Qwen3-14B gives c = {c_gpu:.3f}.
 - **Speed here.** The best configuration, {best["draft"]} at K = {best["K"]}, runs at {best["speedup"]:.2f}x the target alone
   (predicted {best["predicted speedup"]:.2f}x): {pays}. Chapters 02–04 train and measure real pairs.
 
 *{stamp}*
 """
+
+
+def _share(rows, accepted) -> tuple[int, int, list[str]]:
+    """How many verdict rows say what `accepted(verdict)` accepts, of how many, and the others as 'level target: verdict'."""
+    ok = rows.verdict.map(accepted)
+    others = [
+        f"{r.level} {r.question.rsplit(', ', 1)[-1] if ', ' in r.question else ''}: {r.verdict}".replace("  ", " ")
+        for r in rows[~ok].itertuples()
+    ]
+    return int(ok.sum()), len(rows), others
+
+
+def answers(verdicts, speedups, token_ratios, k: int) -> str:
+    """The book's three answers in three sentences, counted from chapter 05's verdicts."""
+
+    def rows(prefix):
+        return verdicts[verdicts.question.str.startswith(prefix) & ~verdicts.question.str.contains("best K")]
+
+    def but(others):
+        return f" (not: {'; '.join(others)})" if others else ""
+
+    tuned = _share(rows("1."), lambda v: v == "raises accuracy")
+    faster = _share(rows("2a."), lambda v: v.startswith("faster"))
+    same = _share(rows("2b."), lambda v: v.startswith("changes nothing"))
+    shorter = _share(rows("3a."), lambda v: v == "shorter")
+    accepted = _share(rows("3b."), lambda v: v == "better accepted")
+    accurate = _share(rows("3c."), lambda v: v.startswith(("as accurate", "more accurate")))
+    speedups, ratio = list(speedups), list(token_ratios)
+    return (
+        f"1. **Fine-tuning raises accuracy** in {tuned[0]} of {tuned[1]} comparisons (level × CoT/CoD){but(tuned[2])}.\n"
+        f"2. **Speculation (K = {k}) is faster** in {faster[0]} of {faster[1]} (speedups {min(speedups):.2f}–"
+        f"{max(speedups):.2f}x){but(faster[2])}, and **changes no answer** in {same[0]} of {same[1]}{but(same[2])}.\n"
+        f"3. **CoD answers are shorter** on {shorter[0]} of {shorter[1]} levels (CoD / CoT tokens {min(ratio):.2f}–{max(ratio):.2f}); "
+        f"CoD drafts are **better accepted** on {accepted[0]} of {accepted[1]}{but(accepted[2])}; CoD is **as accurate** as CoT "
+        f"on {accurate[0]} of {accurate[1]}{but(accurate[2])}.\n"
+    )
+
+
+def caveats(*, base_at_cap: dict, cap: int, reference_base_tokens: dict, timing_rows: int, rounds: int) -> str:
+    """What a reader must know before trusting the answers, with this run's numbers."""
+    at_cap = ", ".join(f"{level} {share:.0%}" for level, share in base_at_cap.items())
+    theirs = ", ".join(f"{level} {tokens:.0f}" for level, tokens in reference_base_tokens.items())
+    return f"""
+- **Question 1 measures the answer format here.** The base target's answers that stop at the {cap}-token cap: {at_cap}.
+  A base model that never ends its answer scores 0 whatever it can compute. The reference run's base answers average
+  {theirs} tokens against its cap of 512: its base accuracy is largely truncation too.
+- **CoD's brevity is partly built in.** Chapter 01 keeps a training row only when its CoD is shorter than its CoT, so the
+  targets learn from shorter CoD by construction; question 3a asks how much shorter, not whether.
+- **Timings rest on {timing_rows} requests per level**, each timed in {rounds} rounds; the best K is chosen on half of them
+  and measured on the other half. Accuracy uses the whole test set.
+- **Two speedup estimators.** This book's speedup is the median per-request latency ratio at batch 1; the reference's is
+  a ratio of tokens per second over its whole run. They agree only when every request gains alike.
+- **One seed.** One tokenizer, one pair of base models, one fine-tune per target, one draft per target: a verdict here is
+  a property of this training run until it holds across seeds.
+"""
+
+
+def reference_summary(reference, k: int = 5) -> str:
+    """The published reference run in one sentence, every number read from data/reference_run.csv."""
+
+    def row(level, target, speculative):
+        return reference[(reference.level == level) & (reference.target == target) & (reference.speculative == speculative)].iloc[0]
+
+    levels = list(dict.fromkeys(reference.level))
+    accuracy = "; ".join(
+        f"{lv} {100 * row(lv, 'base', 0).accuracy:.1f} → {100 * row(lv, 'cot', 0).accuracy:.1f} → {100 * row(lv, 'cod', 0).accuracy:.1f} %"
+        for lv in levels
+    )
+    speedups = [row(lv, t, 1).tokens_per_s / row(lv, t, 0).tokens_per_s for lv in levels for t in ("cot", "cod")]
+    acceptance = [row(lv, t, 1).acceptance_rate for lv in levels for t in ("cot", "cod")]
+    shorter = ", ".join(
+        f"{lv} {100 * (1 - row(lv, 'cod', 0).tokens_per_answer / row(lv, 'cot', 0).tokens_per_answer):.0f} %" for lv in levels
+    )
+    return (
+        f"The published reference run (Qwen3-14B target, Qwen3-0.6B draft, K = {k}, vLLM) reports accuracy base → CoT → CoD of "
+        f"{accuracy}; speedups of {min(speedups):.2f}-{max(speedups):.2f}x (tokens per second) at acceptance rates of "
+        f"{min(acceptance):.2f}-{max(acceptance):.2f}; and CoD answers shorter than CoT by {shorter}."
+    )
+
+
+def benchmarking(
+    *,
+    profile,
+    P,
+    by,
+    best_k,
+    at_edge,
+    accuracy,
+    whole,
+    speculative_runs,
+    requests_by_kind,
+    batching,
+    timed_table,
+    costs,
+    ledger,
+    sampled,
+    minutes,
+) -> str:
+    """Chapter 04's summary: per level the CoD and CoT pairs' speedups (at K = bench.k and the CoD
+    pair's best K) and accuracies; losslessness and batching; timing stability; efficiency and where
+    a step's time goes; sampling. `accuracy`, `whole`: {(level, target): evaluation.Score}."""
+    from specbook import results
+    from specbook.profiles import LEVELS
+    from specbook.runinfo import stamp
+
+    cod_best = {level: by.loc[(level, "CoD", "distilled", best_k[level])] for level in LEVELS}
+    timed_spec = timed_table[timed_table.k > 0]
+    efficiency = timed_spec[["efficiency", "decode_efficiency"]].dropna()
+
+    def interval(r):
+        return f"{r['speedup']:.2f}x [{r['speedup_low']:.2f}-{r['speedup_high']:.2f}]" + (" (unstable)" if r["unstable"] else "")
+
+    faster = [level for level in LEVELS if cod_best[level]["speedup_low"] > 1.0]
+    lines = [
+        f"Profile `{profile}`, engine {P.engine.kind}{' (compiled)' if P.engine.compile else ''}, greedy, {P.bench.timing_rows} timed questions per level, {P.bench.rounds} rounds ({stamp(profile)}):",
+        *(
+            f"- **{level}**: CoD target + distilled draft at K = {P.bench.k}: {interval(by.loc[(level, 'CoD', 'distilled', P.bench.k)])}, "
+            f"at its best K = {best_k[level]}{' (the largest swept)' if level in at_edge else ''}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance_rate']:.2f}); "
+            f"CoT target + distilled draft at K = {P.bench.k}: {interval(by.loc[(level, 'CoT', 'distilled', P.bench.k)])}. "
+            f"Accuracy on {accuracy[level, 'cod'].n} questions: CoD {accuracy[level, 'cod'].accuracy:.2f} alone, "
+            f"{whole[level, 'cod'].accuracy:.2f} speculative; CoT {accuracy[level, 'cot'].accuracy:.2f} alone, "
+            f"{whole[level, 'cot'].accuracy:.2f} speculative; base {accuracy[level, 'base'].accuracy:.2f}."
+            for level in LEVELS
+        ),
+        f"- Levels where the CoD pair at its best K is faster than the target alone with 95 % confidence (interval above 1): "
+        f"{len(faster)} of {len(LEVELS)}{' (' + ', '.join(faster) + ')' if faster else ''}; the best K is chosen on the same requests, so this is optimistic.",
+        f"- Greedy speculative outputs against the target's own, {int(speculative_runs.requests.sum())} requests in {len(speculative_runs)} runs "
+        f"(the whole test set included): {requests_by_kind['identical']} identical, {requests_by_kind['near-tie']} parted at a numerical near-tie, "
+        f"{requests_by_kind['mismatch']} mismatched; batched and one-at-a-time answers of the targets alone identical on "
+        f"{batching['batched = one at a time'].sum()} of {batching['timed questions'].sum()} timed questions.",
+        f"- Timing stability: {int(timed_spec.unstable.sum())} of {len(timed_spec)} timed speculative runs have rounds whose speedups spread "
+        f"more than {results.UNSTABLE_SPREAD:.0%} of their median (largest spread {timed_spec.round_spread.max():.2f}).",
+    ]
+    if len(efficiency):
+        lines.append(
+            f"- Efficiency (measured / predicted speedup) over the {len(efficiency)} draft-model runs: median "
+            f"{efficiency.efficiency.median():.2f} end to end (range {efficiency.efficiency.min():.2f}-{efficiency.efficiency.max():.2f}), "
+            f"{efficiency.decode_efficiency.median():.2f} after the first step (range {efficiency.decode_efficiency.min():.2f}-"
+            f"{efficiency.decode_efficiency.max():.2f}); c = {costs.c:.3f} measured in this run."
+        )
+    if costs is not None:
+        med = ledger.median(numeric_only=True)
+        own = med["decoder's own (ms)"]
+        lines.append(
+            f"- Where a step's time goes (distilled drafts, K = {P.bench.k}, medians over the {len(ledger)} pairs): measured "
+            f"{med['step, measured (ms)']:.2f} ms against {med['step, model (ms)']:.2f} ms modelled; the draft's passes "
+            f"{med['draft passes, in the loop (ms)']:.2f} ms in the loop against {med['draft passes, model (ms)']:.2f} ms alone, the verify "
+            f"pass {med['verify, in the loop (ms)']:.2f} against {med['verify, model (ms)']:.2f} ms, the decoder's own work "
+            f"{own:.2f} ms."
+        )
+    lower = int((sampled["acceptance rate"] < sampled["acceptance rate, greedy"]).sum())
+    lines += [
+        f"- At temperature {P.bench.sampled_temperature}, speculative against alone, paired by problem: "
+        + "; ".join(f"{r.level} Δ {r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}], {r.verdict}" for r in sampled.itertuples())
+        + f". Acceptance sampled is below acceptance greedy on {lower} of {len(LEVELS)} levels "
+        f"({', '.join(f'{lv} {a:.2f} vs {g:.2f}' for lv, a, g in zip(sampled.level, sampled['acceptance rate'], sampled['acceptance rate, greedy'], strict=True))}).",
+        f"- This run of the chapter took {minutes:.1f} minutes (measurements already made are reused, not repeated).",
+    ]
+    return "\n".join(lines)
+
+
+def training(checks, costs, step_costs, costs_setting, P, profile) -> str:
+    """Chapter 02's summary: per level the first accuracy check (base, CoT, CoD, whether the tuned
+    targets beat the base beyond the intervals) and the answers' lengths; the step-cost ratio c."""
+    from specbook.profiles import LEVELS
+    from specbook.runinfo import stamp
+    from specbook.styles import LABELS, STYLES
+
+    by = checks.set_index(["level", "target"])
+
+    def tuned_vs_base(level):
+        """Which tuned targets beat the base beyond the 95 % intervals (n problems cannot separate overlapping ones)."""
+        base = by.loc[(level, "base")]
+        verdicts = []
+        for style in STYLES:
+            tuned = by.loc[(level, style)]
+            if tuned.ci_low > base.ci_high:
+                verdicts.append(f"{LABELS[style]} beats the base")
+            elif tuned.ci_high < base.ci_low:
+                verdicts.append(f"{LABELS[style]} falls below the base")
+            else:
+                verdicts.append(f"{LABELS[style]} and the base overlap")
+        return ", ".join(verdicts) + f" at n = {int(base.n)}"
+
+    def lengths(level):
+        cot, cod = by.loc[(level, "cot")], by.loc[(level, "cod")]
+        ratio = cod["mean tokens"] / cot["mean tokens"]
+        text = (
+            f"the CoD target writes {cod['mean tokens']:.0f} tokens per answer against {cot['mean tokens']:.0f} for CoT "
+            f"({ratio:.2f}x, {'fewer' if ratio < 1 else 'not fewer'})"
+        )
+        if cot.truncated or cod.truncated:
+            text += (
+                f"; {int(cot.truncated)} CoT and {int(cod.truncated)} CoD answers of {int(cot.n)} stopped at the cap of "
+                f"{P.sft.max_new_tokens} tokens, so these means understate how long they would write"
+            )
+        return text
+
+    lines = [
+        f"- **{level}**: base {by.loc[(level, 'base')].accuracy:.0%}, CoT {by.loc[(level, 'cot')].accuracy:.0%}, "
+        f"CoD {by.loc[(level, 'cod')].accuracy:.0%} ({tuned_vs_base(level)}); {lengths(level)}."
+        for level in LEVELS
+    ]
+    return "\n".join(
+        [
+            f"Profile `{profile}`, {P.sft.check_rows} test problems per level, greedy ({stamp(profile)}):",
+            *lines,
+            f"- Draft/target decoding step cost c = {costs.c:.3f} (1/{1 / costs.c:.1f}) on this machine, {costs_setting} "
+            f"({costs.draft_ms:.2f} vs {costs.target_ms:.2f} ms; eager: c = {step_costs['eager'].c:.3f}).",
+        ]
+    )

@@ -262,3 +262,93 @@ def _strict(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def timed_metrics(plain: Score, score: Score, speculative, differences, costs, seed: int = 0) -> dict:
+    """A timed run's metrics (`run_metrics`); for a speculative one also its speedup over `plain`
+    (the same requests, taking turns), the speedup E(α, K) / (K·c + v(K)) predicts from the run's α
+    and the measured `costs` (None for prompt lookup, which proposes 0 to K tokens at no draft cost,
+    or without costs), the decode speedup, and each as a share of the prediction (efficiency)."""
+    m = run_metrics(score, plain if speculative is not None else None, differences)
+    if speculative is None:
+        return m
+    modelled = speculative.method == "draft_model" and costs is not None and speculative.k in costs.v
+    predicted = metrics.predicted_speedup(m["alpha"], speculative.k, costs.c, costs.v[speculative.k]) if modelled else None
+    m.update(speedup(plain, score, seed=seed), predicted_speedup=predicted)
+    m["decode_speedup"] = metrics.decode_speedup(m, metrics.summarize(plain.generations))
+    m["efficiency"] = m["speedup"] / predicted if predicted else None
+    m["decode_efficiency"] = m["decode_speedup"] / predicted if predicted else None
+    return m
+
+
+# The columns of chapter 04's table of timed runs, as shown.
+TIMED_COLUMNS = {
+    "level": "level",
+    "target": "target",
+    "draft": "draft",
+    "k": "K",
+    "speedup": "speedup",
+    "speedup_low": "low",
+    "speedup_high": "high",
+    "round_spread": "spread of rounds",
+    "unstable": "unstable",
+    "predicted_speedup": "predicted",
+    "efficiency": "efficiency",
+    "decode_speedup": "decode speedup",
+    "decode_efficiency": "decode efficiency",
+    "identical_to_plain": "identical",
+    "near_tie": "near-tie",
+    "mismatch": "mismatch",
+    "acceptance_rate": "acceptance rate",
+    "mean_acceptance_length": "mean acceptance length",
+    "alpha": "alpha",
+    "accuracy": "accuracy (timed)",
+    "tokens_per_request": "tokens per answer",
+    "truncated": "truncated",
+    "latency_median_s": "latency median (s)",
+    "tokens_per_s": "tokens/s",
+}
+
+# The columns of chapter 04's table of speculative runs on the whole test set, as shown.
+WHOLE_COLUMNS = {
+    "level": "level",
+    "target": "target",
+    "draft": "draft",
+    "k": "k",
+    "requests": "questions",
+    "accuracy": "accuracy",
+    "accuracy_low": "low",
+    "accuracy_high": "high",
+    "identical_to_plain": "identical",
+    "near_tie": "near_tie",
+    "mismatch": "mismatch",
+    "differ_from_batched": "differ from batched",
+    "acceptance_rate": "acceptance_rate",
+    "mean_acceptance_length": "mean_acceptance_length",
+}
+
+
+def step_ledger(run, plain, costs, k: int) -> dict:
+    """Where a speculative run's time goes, beside the model: tokens per target pass (E(α, K) and
+    counted), a step's milliseconds as the step costs predict and as measured after the first step,
+    split into the draft's passes, the target's verify pass and the decoder's own work; the target
+    alone's step; the prompt pass's share of the latency; and the efficiencies. `run`, `plain`: rows
+    of `load_runs` (the speculative run, the target alone on the same requests)."""
+    step, draft_ms, verify_ms = (1000 * run[key] for key in ("decode_step_s", "decode_draft_s", "decode_target_s"))
+    return {
+        "E(α, K)": metrics.expected_tokens_per_step(run["alpha"], k),
+        "tokens per pass": run["mean_acceptance_length"],
+        "step, model (ms)": k * costs.draft_ms + costs.verify_ms[k],
+        "step, measured (ms)": step,
+        "draft passes, model (ms)": k * costs.draft_ms,
+        "draft passes, in the loop (ms)": draft_ms,
+        "verify, model (ms)": costs.verify_ms[k],
+        "verify, in the loop (ms)": verify_ms,
+        "decoder's own (ms)": step - draft_ms - verify_ms,
+        "target step, model (ms)": costs.target_ms,
+        "target step, measured (ms)": 1000 * plain["decode_step_s"],
+        "prompt pass share, alone": plain["prompt_pass_share"],
+        "prompt pass share, speculative": run["prompt_pass_share"],
+        "efficiency": run["efficiency"],
+        "decode efficiency": run["decode_efficiency"],
+    }

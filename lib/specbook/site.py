@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from specbook import book
-from specbook.paths import artifacts
+from specbook.paths import NOTEBOOKS, artifacts
 from specbook.runinfo import stamp
 
 CONF = """\
@@ -32,7 +32,14 @@ html_theme_options = {{"show_toc_level": 2}}
 nb_execution_mode = "off"  # the chapters ran already (make run-all); the site shows what they printed
 myst_enable_extensions = ["dollarmath", "amsmath"]
 exclude_patterns = ["_build"]
+html_static_path = ["_static"]
+html_css_files = ["specbook.css"]  # code wraps inside the page's column instead of scrolling sideways
 """
+
+CSS = """\
+div.cell div.highlight pre, div.output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+"""
+PAGES = NOTEBOOKS / "pages"  # pages that are not chapters: the glossary, the notes on how the book got its shape
 
 
 def sources(profile: str, directory: Path) -> list[str]:
@@ -55,16 +62,42 @@ def sources(profile: str, directory: Path) -> list[str]:
         names.append(chapter.stem)
     if not names:
         raise FileNotFoundError(f"no executed chapter in {executed}: run the book first (make run-all PROFILE={profile})")
-    toc = "\n".join(names)
-    index = (
-        f"# specbook · the {profile} profile\n\n"
-        "Chain of Draft vs Chain of Thought fine-tuning, sped up with speculative decoding: every chapter of the book "
-        f"as it ran on the `{profile}` profile, with its tables and figures.\n\n"
-        f"Built from {stamp(profile)}.\n\n```{{toctree}}\n:maxdepth: 1\n\n{toc}\n```\n"
-    )
-    (directory / "index.md").write_text(index)
+    pages = []
+    for page in sorted(PAGES.glob("*.md")):
+        shutil.copy(page, directory / page.name)
+        pages.append(page.stem)
+    (directory / "_static").mkdir(exist_ok=True)
+    (directory / "_static" / "specbook.css").write_text(CSS)
+    (directory / "index.md").write_text(index_page(profile, directory, names, pages))
     (directory / "conf.py").write_text(CONF.format(profile=profile))
     return names
+
+
+def index_page(profile: str, directory: Path, chapters: list[str], pages: list[str]) -> str:
+    """The page a reader lands on: what the book is, the pipeline figure, the answers of this
+    profile's run (chapter 05's results, when it ran), where to start, and the table of contents."""
+    from specbook import figures
+
+    fig = figures.pipeline()
+    fig.savefig(directory / "pipeline.svg", bbox_inches="tight", metadata={"Date": None})
+    results = artifacts(profile).analysis / "results.md"
+    answers = results.read_text() if results.exists() else "Chapter 05 has not run on this profile yet: its answers appear here then."
+    toc = "\n".join(chapters)
+    extra = "\n".join(pages)
+    return (
+        f"# specbook · the {profile} profile\n\n"
+        "A book that fine-tunes a target model on Chain of Thought and on Chain of Draft answers, distils a small draft "
+        "model from each tuned target, and measures what speculative decoding with that draft buys: accuracy, tokens, "
+        "draft acceptance and speed, on three difficulty levels.\n\n"
+        f"```{{image}} pipeline.svg\n:alt: {figures.pipeline_alt_text()}\n```\n\n"
+        f"## The answers, on this run\n\n{answers}\n\n"
+        "## Where to start\n\n"
+        "New to speculative decoding? Start with chapter 00: it writes the decoder out, proves it changes nothing the "
+        "target writes, and derives what it can gain. Here for the results? Chapter 05 gives the answers first, then "
+        "their caveats and tests. Terms are defined where they first appear, and collected in the glossary.\n\n"
+        f"Built from {stamp(profile)}.\n\n```{{toctree}}\n:maxdepth: 1\n:caption: Chapters\n\n{toc}\n```\n\n"
+        f"```{{toctree}}\n:maxdepth: 1\n:caption: More\n\n{extra}\n```\n"
+    )
 
 
 def build(profile: str) -> Path:

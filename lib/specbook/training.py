@@ -40,6 +40,23 @@ def encode(tokenizer, question: str, rationale: str, style: str, max_length: int
     return {"input_ids": ids[:max_length], "completion_mask": mask[:max_length], "truncated": len(ids) > max_length}
 
 
+def peft_lora_layer(layer, A, B, r: int, alpha: float):
+    """peft's LoRA around a copy of one linear `layer`, holding the given A and B: the reference
+    chapter 02 checks its written-out layer against."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    holder = torch.nn.Module()
+    holder.proj = copy.deepcopy(layer)
+    model = get_peft_model(holder, LoraConfig(r=r, lora_alpha=alpha, target_modules=["proj"], lora_dropout=0.0))
+    with torch.no_grad():
+        model.base_model.model.proj.lora_A["default"].weight.copy_(A)
+        model.base_model.model.proj.lora_B["default"].weight.copy_(B)
+    return model.base_model.model.proj
+
+
 def backend() -> str:
     """'unsloth' when a CUDA GPU and unsloth are present, else 'peft'. Choosing Unsloth imports it at
     once: it patches transformers, trl and peft as it loads, and only those imported after it (the
