@@ -388,29 +388,16 @@ print("mean tokens per answer, greedy, whole test set; the base target answers i
 # alone and with its draft. It is a point estimate on the timed requests, not a test.
 
 # %%
+TIMED = {f"{LABELS[st]}{suffix}": (st, draft, k) for st in STYLES for suffix, draft, k in [("", "alone", 0), (" + spec", "distilled", B.k)]}
 time_rows = []
 for lv in LEVELS:
-    latency = {
-        f"{LABELS[st]}{suffix}": requests_of(lv, st, draft, k, "timed").latency_s
-        for st in STYLES
-        for suffix, draft, k in [("", "alone", 0), (" + spec", "distilled", B.k)]
-    }
-    accuracy = {
-        f"{LABELS[st]}{suffix}": run_of(lv, st, draft, k).accuracy
-        for st in STYLES
-        for suffix, draft, k in [("", "alone", 0), (" + spec", "distilled", B.k)]
-    }
+    latency = {name: requests_of(lv, *config, "timed").latency_s for name, config in TIMED.items()}
+    accuracy = {name: run_of(lv, *config).accuracy for name, config in TIMED.items()}
     time_rows.append(analysis.time_to_correct(latency, accuracy).assign(level=lv))
 time_table = pd.concat(time_rows)
 time_table.to_csv(A.analysis / "time_to_correct.csv", index=False)
 display(time_table.round(3))
-per_correct = time_table.set_index(["level", "configuration"])["seconds per correct answer"]
-print(
-    "CoD + spec against CoT alone, time per correct answer: "
-    + ", ".join(f"{lv} {per_correct[lv, LABELS['cod'] + ' + spec'] / per_correct[lv, LABELS['cot']]:.2f}x" for lv in LEVELS)
-    + "; against CoT + spec: "
-    + ", ".join(f"{lv} {per_correct[lv, LABELS['cod'] + ' + spec'] / per_correct[lv, LABELS['cot'] + ' + spec']:.2f}x" for lv in LEVELS)
-)
+print(findings.time_to_correct(time_table, LEVELS, LABELS))
 
 # %% [markdown]
 # ## What the numbers look like

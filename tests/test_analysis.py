@@ -1,6 +1,9 @@
 """Chapter 05's verdicts on data made to answer each way, and the rejection analysis on a known run."""
 
+import math
+
 import pandas as pd
+import pytest
 
 from specbook import analysis
 
@@ -101,3 +104,34 @@ def test_rejections_are_read_by_the_class_of_the_missed_token():
     rates = analysis.miss_rates(missed, counts).set_index("class")
     assert rates.loc["digits", "misses"] == 1 and rates.loc["digits", "misses per 100 tokens"] == 25.0
     assert rates.loc["end of answer", "share of misses"] == 0.5 and rates.loc["words", "misses"] == 0
+
+
+def test_equivalence_needs_the_interval_inside_the_margin():
+    same = [True] * 60 + [False] * 40
+    assert analysis.equivalent_accuracy(same, same)["verdict"] == "the same within 5%"
+    better = [True] * 100
+    assert analysis.equivalent_accuracy(same, better)["verdict"] == "differs"
+    few = [True, False, True, False]
+    assert analysis.equivalent_accuracy(few, few[::-1])["verdict"].startswith("not shown")  # 4 problems cannot show "the same"
+
+
+def test_holm_is_applied_within_each_question_and_the_answers_pivot_by_level():
+    import pandas as pd
+
+    verdicts = pd.DataFrame(
+        [
+            {"question": "1. tuning raises accuracy, CoT", "level": "easy", "verdict": "raises accuracy", "p": 0.01},
+            {"question": "1. tuning raises accuracy, CoT", "level": "hard", "verdict": "raises accuracy", "p": 0.04},
+            {"question": "3a. CoD answers are shorter", "level": "easy", "verdict": "shorter", "p": 0.04},
+            {"question": "2a. speculation (K = 5) is faster, CoT", "level": "easy", "verdict": "faster", "p": None},
+        ]
+    )
+    adjusted = analysis.with_holm(verdicts)["p (Holm)"].tolist()
+    assert adjusted[:3] == pytest.approx([0.02, 0.04, 0.04]) and math.isnan(adjusted[3])  # 3a is its own family
+    table = analysis.answers_table(verdicts)
+    assert list(table.columns) == ["easy", "hard"] and table.loc["1. tuning raises accuracy, CoT", "hard"] == "raises accuracy"
+
+
+def test_time_to_correct_divides_the_mean_latency_by_the_accuracy():
+    table = analysis.time_to_correct({"CoT": [1.0, 3.0], "CoD + spec": [0.5, 0.5]}, {"CoT": 0.5, "CoD + spec": 0.0})
+    assert table["seconds per correct answer"].iloc[0] == 4.0 and math.isnan(table["seconds per correct answer"].iloc[1])

@@ -464,8 +464,11 @@ def test_chapter_05_answers_every_question_on_every_level_and_writes_its_tables_
     assert verdicts.test.notna().all() and verdicts.verdict.notna().all()
     accuracy = pd.read_csv(analysis_dir / "accuracy.csv")
     assert len(accuracy) == 5 * len(LEVELS) and accuracy["reference accuracy"].between(0, 1).all()
+    assert verdicts["p (Holm)"].dropna().ge(verdicts.p.dropna()).all()  # Holm only raises p-values
     report = (analysis_dir / "results.md").read_text()
-    assert "profile smoke" in report and "| level" in report
+    assert "profile smoke" in report and "| level" in report and "Fine-tuning raises accuracy" in report
+    time_to_correct = pd.read_csv(analysis_dir / "time_to_correct.csv")
+    assert len(time_to_correct) == 2 * len(STYLES) * len(LEVELS)
     for name in ("05_accuracy", "05_lengths_and_positions", "05_speedup_and_latency", "05_drafts", "05_misses"):
         for suffix in ("png", "svg"):
             assert (smoke_run / "figures" / "smoke" / f"{name}.{suffix}").stat().st_size > 1000
@@ -499,10 +502,28 @@ def test_make_book_builds_a_website_of_every_chapter_that_loads_nothing_from_out
     for name, page in pages.items():
         assert site.external_loads(page) == [], name
         for image in re.findall(r'<img[^>]*src="([^"]+)"', page):
-            assert (index.parent / image).is_file(), f"{name} shows {image}, which is not in the site"
+            inline = image.startswith("data:image/")  # the pipeline figure travels inside the page
+            assert inline or (index.parent / image).is_file(), f"{name} shows {image}, which is not in the site"
+        if name in {nb.stem for nb in CHAPTERS}:
+            assert 'alt="The book&#x27;s pipeline' in page or "alt=\"The book's pipeline" in page, f"{name}: no pipeline figure"
     assert 'profile = "smoke"' not in pages["05_analysis"]  # papermill's injected cell is left out
-    assert "<img" in pages["05_analysis"] and "Verdicts" in pages["05_analysis"]
+    assert "<img" in pages["05_analysis"] and "The answers" in pages["05_analysis"]
+    assert "Where to start" in pages["index"] and "Fine-tuning raises accuracy" in pages["index"]  # chapter 05's answers
+    assert {"glossary", "notes"} <= set(pages)
+    assert "tag_hide-input" in pages["02_training"]  # the setup cell is folded
     assert (index.parent / "_static" / "mathjax" / "tex-chtml.js").is_file()  # formulas render offline
+
+
+@pytest.mark.chapters
+def test_executed_chapters_keep_progress_bars_as_final_lines(smoke_run):
+    import nbformat
+
+    for chapter in CHAPTERS:
+        notebook = nbformat.read(smoke_run / "data" / "smoke" / "notebooks" / chapter.name, as_version=4)
+        for cell in (c for c in notebook.cells if c.cell_type == "code"):
+            streams = [o for o in cell.outputs if o.output_type == "stream"]
+            assert len(streams) <= 2, f"{chapter.name}: a cell with {len(streams)} stream outputs"  # stdout and stderr at most
+            assert not any("\r" in o.text for o in streams), f"{chapter.name}: a progress bar's refreshes kept"
 
 
 def test_an_executed_chapter_keeps_each_progress_bars_final_line(tmp_path):

@@ -73,3 +73,26 @@ def _misspelt(label):
     ax.plot([0, 1], [0, 1], label=label)
     ax.legend(loc="lower right")
     return fig
+
+
+def test_the_pipeline_figure_marks_the_chapter_and_says_itself_in_words():
+    fig = figures.pipeline("02")
+    labels = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+    assert all(f"{n} {title}" in labels for n, title, _ in figures.PIPELINE)
+    plt.close(fig)
+    alt = figures.pipeline_alt_text("02")
+    assert all(title in alt for _, title, _ in figures.PIPELINE) and alt.endswith("This chapter: 02 training.")
+    html = figures.where_we_are("03").data
+    assert html.startswith('<img src="data:image/svg+xml;base64,') and "This chapter: 03 distillation." in html
+
+
+def test_speculative_steps_are_coloured_as_in_leviathan_et_al():
+    from specbook.specdec import Step
+
+    steps = [Step([1, 2], 9, 5), Step([3], None, 7)]
+    html = figures.steps_html(steps, lambda t: f"t{t}").data
+    assert html.count(f"background:{figures.TOKEN_COLORS['accepted']}") == 3 + 1  # three accepted tokens and the legend
+    assert "line-through" in html and ">t9<" in html  # the rejected proposal, struck out
+    answer = figures.answer_html(steps, lambda t: f"t{t}").data
+    assert [s for s in ("t1", "t2", "t5", "t3", "t7") if f">{s}<" in answer] == ["t1", "t2", "t5", "t3", "t7"] and ">t9<" not in answer
+    assert "no steps" in figures.steps_html([], str).data

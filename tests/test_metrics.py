@@ -71,3 +71,25 @@ def test_decode_speedup_leaves_out_the_first_step():
         [Generation("", list(range(12)), "length", latency_s=0.165, ttft_s=0.12, steps=4, proposed=12, accepted=8, accepted_at=[4, 3, 1])]
     )
     assert metrics.decode_speedup(spec, plain) == pytest.approx(2.0)
+
+
+def test_the_alpha_a_rate_implies_gives_that_rate_back():
+    for k in (1, 3, 5):
+        for rate in (0.2, 0.6, 0.88):
+            alpha = metrics.alpha_from_rate(rate, k)
+            assert sum(alpha**i for i in range(1, k + 1)) / k == pytest.approx(rate, abs=1e-9)
+    assert metrics.alpha_from_rate(0.5, 1) == pytest.approx(0.5)
+
+
+def test_the_reference_run_beside_the_model():
+    import pandas as pd
+
+    from specbook.paths import REFERENCE_RUN
+
+    reference = pd.read_csv(REFERENCE_RUN, comment="#")
+    table = metrics.reference_against_model(reference, k=5, c=0.05).set_index(["level", "target"])
+    assert len(table) == 6
+    easy_cot = table.loc[("easy", "cot")]
+    assert easy_cot["measured speedup"] == pytest.approx(351.3219645562342 / 248.33899055262862)
+    assert easy_cot["tokens/step"] == pytest.approx(1 + 5 * 0.827255679769203)
+    assert (table["predicted speedup"] > table["measured speedup"]).all()

@@ -62,10 +62,8 @@ def test_bootstrap_median_ratio():
         stats.bootstrap_median_ratio([1.0, 2.0], [1.0])
 
 
-def test_two_proportions():
-    from scipy.stats import fisher_exact
-
-    assert stats.two_proportions_p(50, 100, 50, 100) == 1.0
-    assert stats.two_proportions_p(90, 100, 50, 100) < 1e-6
-    assert stats.two_proportions_p(3, 10, 7, 10) == fisher_exact([[3, 7], [7, 3]]).pvalue
-    assert math.isnan(stats.two_proportions_p(0, 0, 1, 2))
+def test_holm_multiplies_each_p_by_its_rank_and_keeps_the_order():
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 0.04 * 1 raised to the running 0.06
+    assert stats.holm([0.5, 0.6]) == [1.0, 1.0]  # capped
+    adjusted = stats.holm([0.01, float("nan"), 0.02])
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)

@@ -306,3 +306,12 @@ def test_a_fine_tune_started_from_an_adapter_trains_that_adapter_on(tok, sft_cfg
     lora_b = [k for k in new if "lora_B" in k]
     assert lora_b and all(not new[k].any() for k in lora_b) and all(trained[k].any() for k in lora_b)
     assert went_on["eval_curve"][-1]["eval_loss"] < fresh["eval_curve"][-1]["eval_loss"]
+
+
+def test_peft_lora_layer_computes_w_x_plus_the_scaled_low_rank_update():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 6, bias=False)
+    A, B = torch.randn(2, 8), torch.randn(6, 2)
+    x = torch.randn(3, 8)
+    peft_layer = training.peft_lora_layer(layer, A, B, r=2, alpha=4)
+    torch.testing.assert_close(peft_layer(x), layer(x) + (4 / 2) * x @ A.T @ B.T)

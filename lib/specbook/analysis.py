@@ -258,7 +258,8 @@ def answers_table(verdicts):
 
 def time_to_correct(latency_s: dict, accuracy: dict):
     """Seconds per correct answer for each configuration: the mean latency of its timed requests over
-    its accuracy on the whole test set (what a user waits, on average, for one right answer).
+    its accuracy on the whole test set (what a user waits, on average, for one right answer; nan
+    where no answer was right).
     `latency_s`, `accuracy`: {configuration: value}, same keys."""
     import pandas as pd
 
@@ -268,7 +269,7 @@ def time_to_correct(latency_s: dict, accuracy: dict):
                 "configuration": name,
                 "mean latency (s)": float(np.mean(latency_s[name])),
                 "accuracy": accuracy[name],
-                "seconds per correct answer": float(np.mean(latency_s[name])) / accuracy[name] if accuracy[name] else math.inf,
+                "seconds per correct answer": float(np.mean(latency_s[name])) / accuracy[name] if accuracy[name] else math.nan,
             }
             for name in latency_s
         ]

@@ -85,10 +85,7 @@ def theory(
 def _share(rows, accepted) -> tuple[int, int, list[str]]:
     """How many verdict rows say what `accepted(verdict)` accepts, of how many, and the others as 'level target: verdict'."""
     ok = rows.verdict.map(accepted)
-    others = [
-        f"{r.level} {r.question.rsplit(', ', 1)[-1] if ', ' in r.question else ''}: {r.verdict}".replace("  ", " ")
-        for r in rows[~ok].itertuples()
-    ]
+    others = [f"{r.level}{' ' + r.question.rsplit(', ', 1)[-1] if ', ' in r.question else ''}: {r.verdict}" for r in rows[~ok].itertuples()]
     return int(ok.sum()), len(rows), others
 
 
@@ -290,4 +287,22 @@ def training(checks, costs, step_costs, costs_setting, P, profile) -> str:
             f"- Draft/target decoding step cost c = {costs.c:.3f} (1/{1 / costs.c:.1f}) on this machine, {costs_setting} "
             f"({costs.draft_ms:.2f} vs {costs.target_ms:.2f} ms; eager: c = {step_costs['eager'].c:.3f}).",
         ]
+    )
+
+
+def time_to_correct(table, levels, labels) -> str:
+    """The CoD pair's seconds per correct answer against CoT alone and against the CoT pair, per
+    level (`analysis.time_to_correct`'s rows with a level column); said so where either has no correct answer."""
+    import math
+
+    per = table.set_index(["level", "configuration"])["seconds per correct answer"]
+
+    def ratio(level, a, b):
+        x, y = per[level, a], per[level, b]
+        return f"{level} {x / y:.2f}x" if math.isfinite(x) and math.isfinite(y) else f"{level}: no correct answer to time"
+
+    cod_spec, cot, cot_spec = f"{labels['cod']} + spec", labels["cot"], f"{labels['cot']} + spec"
+    return (
+        f"Seconds per correct answer, {cod_spec} over {cot} alone: {', '.join(ratio(lv, cod_spec, cot) for lv in levels)}; "
+        f"over {cot_spec}: {', '.join(ratio(lv, cod_spec, cot_spec) for lv in levels)}."
     )

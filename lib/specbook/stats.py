@@ -53,16 +53,6 @@ def mcnemar_p(a: Sequence[bool], b: Sequence[bool]) -> float:
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
-def two_proportions_p(correct_a: int, n_a: int, correct_b: int, n_b: int) -> float:
-    """Two-sided test that two independent samples share one success rate (e.g. accuracy of two
-    sampled runs on the same problems, whose answers are drawn independently): Fisher's exact test."""
-    from scipy.stats import fisher_exact
-
-    if n_a == 0 or n_b == 0:
-        return math.nan
-    return float(fisher_exact([[correct_a, n_a - correct_a], [correct_b, n_b - correct_b]]).pvalue)
-
-
 def paired_bootstrap(
     statistic, *samples: Sequence[float], resamples: int = 10_000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:

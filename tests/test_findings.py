@@ -1,0 +1,31 @@
+"""The sentences that close chapters are counted from the numbers they describe."""
+
+import pandas as pd
+
+from specbook import findings
+from specbook.paths import REFERENCE_RUN
+
+
+def test_the_three_answers_count_the_verdicts_and_name_the_exceptions():
+    verdicts = pd.DataFrame(
+        [
+            {"question": "1. tuning raises accuracy, CoT", "level": "easy", "verdict": "raises accuracy"},
+            {"question": "1. tuning raises accuracy, CoD", "level": "easy", "verdict": "not shown"},
+            {"question": "2a. speculation (K = 5) is faster, CoD", "level": "easy", "verdict": "faster"},
+            {"question": "2a. speculation (K = 8) is faster, CoD at the best K = 8", "level": "easy", "verdict": "slower"},
+            {"question": "2b. speculation changes nothing, CoD", "level": "easy", "verdict": "changes nothing (every answer identical)"},
+            {"question": "3a. CoD answers are shorter", "level": "easy", "verdict": "shorter"},
+            {"question": "3b. CoD drafts are better accepted", "level": "easy", "verdict": "worse accepted"},
+            {"question": "3c. CoD is as accurate as CoT", "level": "easy", "verdict": "as accurate (within 5%)"},
+        ]
+    )
+    text = findings.answers(verdicts, [1.5, 2.0], [0.6], k=5)
+    assert "raises accuracy** in 1 of 2 comparisons (level × CoT/CoD) (not: easy CoD: not shown)" in text
+    assert "faster** in 1 of 1 (speedups 1.50–2.00x)" in text  # the best-K row is not a primary test
+    assert "better accepted** on 0 of 1 (not: easy: worse accepted)" in text and "as accurate** as CoT on 1 of 1" in text
+
+
+def test_the_reference_run_in_one_sentence_comes_from_its_csv():
+    text = findings.reference_summary(pd.read_csv(REFERENCE_RUN, comment="#"))
+    assert "easy 24.9 → 75.5 → 92.2 %" in text and "shorter than CoT by easy 16 %, medium 27 %, hard 2 %" in text
+    assert "speedups of 1.41-1.64x" in text
