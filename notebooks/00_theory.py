@@ -36,9 +36,12 @@ where_we_are("00")
 # decoder they use, on *untrained* models: the point here is the mechanics.
 
 # %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
-# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
-profile = "tiny"
+# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
+# `make run-all PROFILE=smoke` (add NB=02 for one chapter):
+#   smoke  CI's check that every cell runs (tiny models, a few dozen problems)
+#   tiny   the default, offline on any CPU (small models trained here)
+#   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM)
+profile = "tiny"  # smoke | tiny | full
 
 # %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
@@ -56,7 +59,7 @@ from IPython.display import Markdown, display
 
 from specbook import bench, figures, findings, lossless, metrics, models, profiles, roofline, specdec, stages, stats
 from specbook.engines import NativeEngine, Sampling
-from specbook.paths import NOTEBOOKS, REFERENCE_RUN, artifacts, lib_sources
+from specbook.paths import NOTEBOOKS, REFERENCE_K, REFERENCE_RUN, artifacts, lib_sources
 from specbook.profiles import ModelShape
 from specbook.runinfo import machine, seed_everything, stamp
 
@@ -87,12 +90,14 @@ def cached(name, compute):
 # weight per token. Each weight (2 bytes in bf16) is read from memory once, whatever n is. At
 # n = 1 that is about 1 FLOP per byte.
 #
-# An H100 does 989 TFLOP/s but reads only 3.35 TB/s. It needs about 295 FLOPs per byte to keep
-# its arithmetic busy (the *ridge point*). So a step at batch 1 leaves more than 99 % of the
-# arithmetic idle, and checking K + 1 tokens in one pass costs about what generating one does.
+# > **KV cache.** The keys and values of every token read so far, kept from step to step, so that
+# > a step computes attention for its new tokens only. It is read at every step, like the weights.
 #
-# `specbook.roofline` counts the bytes and FLOPs of a Qwen3 pass (weights, KV cache, attention);
-# the tests check its parameter counts against transformers' own models.
+# A GPU computes far faster than it reads memory: it needs hundreds of FLOPs per byte (the *ridge
+# point*, printed below for an H100) to keep its arithmetic busy. So a step at batch 1 leaves
+# nearly all the arithmetic idle, and checking K + 1 tokens in one pass costs about what
+# generating one does. `specbook.roofline` counts the bytes and FLOPs of a Qwen3 pass (weights, KV
+# cache, attention); the tests check its parameter counts against transformers' own models.
 
 # %%
 CONTEXT = 512  # tokens already in the KV cache: a question plus part of an answer
@@ -108,13 +113,14 @@ display(steps_table.style.format("{:,.4g}"))
 # %%
 step_s = {a.name: roofline.forward_time(a, hw, 1, CONTEXT) for a in (roofline.QWEN3_0_6B, roofline.QWEN3_14B)}
 c_gpu = step_s[roofline.QWEN3_0_6B.name] / step_s[roofline.QWEN3_14B.name]
-print(f"{hw.name}, context {CONTEXT}, bf16: ridge point {roofline.ridge_point(hw):.0f} FLOPs/byte, c = {c_gpu:.3f}")
+print(f"{hw.name}: {hw.flops / 1e12:.0f} TFLOP/s, {hw.bandwidth / 1e12:.2f} TB/s, ridge point {roofline.ridge_point(hw):.0f} FLOPs/byte")
+print(f"context {CONTEXT}, bf16: c = {c_gpu:.3f}")
 
 # %% [markdown]
 # The same question on this machine, measured rather than modelled: one forward pass of this
 # profile's target over n new tokens, relative to a 1-token step. Each pass size is timed
 # `timing_repeats` times after a warm-up, with `prompt_tokens` tokens cached; the sizes take turns
-# over three rounds, and each ratio is the median of its rounds.
+# over `bench.step_costs`'s rounds, and each ratio is the median of its rounds.
 #
 # > **v(K), the verify cost.** The time of the target's pass over K + 1 tokens, in 1-token steps.
 # > The roofline says v ≈ 1 for a large model on a GPU.
@@ -137,13 +143,13 @@ measured_ratio = {1: 1.0, **{k + 1: v for k, v in pass_costs.v.items()}}
 print({n: round(ms, 2) for n, ms in {1: pass_costs.target_ms, **{k + 1: ms for k, ms in pass_costs.verify_ms.items()}}.items()}, "ms")
 
 # %%
-gpu_ratio = {n: roofline.forward_time(roofline.QWEN3_14B, hw, n, CONTEXT) / step_s[roofline.QWEN3_14B.name] for n in 2 ** np.arange(11)}
+gpu_ratio = {n: roofline.forward_time(roofline.QWEN3_14B, hw, n, CONTEXT) / step_s[roofline.QWEN3_14B.name] for n in [*ns, 64, 256, 1024]}
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 ax.plot(list(gpu_ratio), list(gpu_ratio.values()), "o-", label=f"Qwen3-14B on {hw.name} (roofline)")
 ax.plot(ns, [measured_ratio[n] for n in ns], "s-", label=f"{T.target.layers}-layer target on this CPU (measured)")
 ax.plot([1, 1024], [1, 1024], ":", color="0.6", label="cost proportional to tokens")
 ax.set(xscale="log", yscale="log", xlabel="new tokens in one forward pass", ylabel="time / time of a 1-token step")
-ax.set_title(f"A 16-token pass: {gpu_ratio[16]:.2f}x a step on the {hw.name} roofline, {measured_ratio[17]:.2f}x (17 tokens) here")
+ax.set_title(f"A 17-token pass: {gpu_ratio[17]:.2f}x a step on the {hw.name} roofline, {measured_ratio[17]:.2f}x here")
 ax.legend(loc="upper left", fontsize=8)
 figures.save(fig, profile, "00_roofline")
 plt.show()
@@ -162,8 +168,8 @@ plt.show()
 # A step always yields at least one token the target chose. A rejection costs the draft steps and
 # verify positions spent after it, not a token.
 #
-# Here is one such step, drawn by the lib's decoder on this chapter's untrained pair (token ids;
-# chapter 04 shows real words). Green: draft tokens the target accepted; red: the rejected
+# Here are the first steps of one answer, drawn by the lib's decoder on this chapter's untrained
+# pair, one verification per line (token ids; chapter 04 shows real words). Green: draft tokens the target accepted; red: the rejected
 # proposal; blue: the target's own token, a correction after a red one, else the bonus.
 
 # %%
@@ -235,7 +241,9 @@ def residual_from_p(p, q, r):  # wrong: the rejected token can come back
 # %% [markdown]
 # The lib's `specdec.generate` is the same algorithm with KV caches. After a partial acceptance
 # it *rolls back* each cache: the entries of rejected tokens are dropped (or, in a static cache,
-# overwritten next step). It also handles top-p, EOS and stop strings, and counts acceptances.
+# overwritten next step). It also samples from the top-p nucleus (the fewest tokens whose
+# probabilities reach p), stops at the end-of-sequence token (EOS) or a stop string, and counts
+# acceptances.
 #
 # A first check, on the pair of the step above. As temperature → 0 the distributions become
 # one-hot: acceptance means "the draft's token is the target's argmax", and the output must equal
@@ -253,9 +261,9 @@ assert written == alone.token_ids
 
 # %% [markdown]
 # `lossless.classify` names how two greedy outputs differ, if they do: *identical*; a *near-tie*
-# (at the first differing token the target's two best logits lie within 4 *ulps*, units in the
-# last place of the number format, so rounding alone can swap them, as bf16 on a GPU can); or a
-# *mismatch*, a bug. Chapter 04 applies it to every speculative answer.
+# (at the first differing token, both outputs' tokens have logits within `lossless.TIE_ULPS`
+# *ulps* of the target's top logit, units in the last place of the number format, so rounding
+# alone can swap them, as bf16 on a GPU can); or a *mismatch*, a bug. Chapter 04 applies it to every speculative answer.
 
 # %%
 difference = lossless.classify(target, prompt, alone.token_ids, lib.token_ids)
@@ -369,7 +377,8 @@ plt.show()
 # $$E(\alpha, K) = 1 + \sum_{i=1}^{K} \alpha^i = \frac{1 - \alpha^{K+1}}{1 - \alpha}.$$
 #
 # A step costs K draft steps and one verify pass: K·c + v target steps. The predicted speedup is
-# E(α, K) / (K·c + v). As K grows, E saturates at 1 / (1 − α) while the cost keeps growing.
+# E(α, K) / (K·c + v). As K grows, E saturates at 1 / (1 − α) while the cost keeps growing. The
+# right-hand plot takes v = 1, as for a memory-bound target.
 
 # %%
 alphas = [0.5, 0.6, 0.7, 0.8, 0.9]
@@ -392,8 +401,8 @@ plt.show()
 #
 # The target is an untrained Qwen3 model of this profile's shape, its head scaled ×`logit_scale`
 # so that its next-token distributions are not flat. The drafts are cut from it: its first n
-# layers with its own final norm and head (*self-speculation*, as in Draft & Verify and
-# LayerSkip), so they share its vocabulary and cost a fraction of a step.
+# layers with its own final norm and head (*self-speculation*: LayerSkip drafts with the first
+# layers, Draft & Verify skips some), so they share its vocabulary and cost a fraction of a step.
 #
 # Every configuration decodes the same random prompts with the same seeds, through the native
 # engine that every later chapter times, in interleaved rounds after a discarded warm-up round
@@ -413,9 +422,12 @@ costs, sweep_rows = cached(
 )
 
 # %% [markdown]
-# α is estimated from the run at the smallest K: the share of tested positions that were
-# accepted (a position is tested only when all before it were accepted). The prediction for every
-# other K uses that α and the step costs c and v(K) measured here.
+# The table's columns, besides c and v(K): the *acceptance rate* (accepted / proposed draft
+# tokens, as vLLM counts it), the *tokens per step* or *mean acceptance length* (tokens emitted per
+# target pass), and α̂, the estimate of α: the share of tested positions that were accepted (a
+# position is tested only when all before it were accepted). α̂ comes from the run at the smallest
+# K; the prediction for every other K uses it and the step costs measured here. The speedup here
+# is tokens per second over the target alone's.
 
 # %%
 results = bench.against_model(sweep_rows, costs, min(T.ks))
@@ -447,9 +459,9 @@ plt.show()
 # %% [markdown]
 # ### The roofline's c against what runs
 #
-# By bytes, a draft cut to its first layers costs its share of the weights read. Measured, it
-# costs more: every call has a fixed overhead (Python, kernel launches) that a small model cannot
-# hide. The same holds on a GPU: an eager 28-layer Qwen3-0.6B launches about as many kernels per
+# By bytes, a draft cut to its first layers costs its share of the weights read. Measured, it can
+# cost more: every call has a fixed overhead (Python, kernel launches) that a small model cannot
+# hide (the summary says which way it went here). The same holds on a GPU: an eager 28-layer Qwen3-0.6B launches about as many kernels per
 # step as the 40-layer 14B does, so c there is set by launches unless the draft's steps are
 # captured as CUDA graphs (`make gpu-bench` measures it).
 
@@ -469,18 +481,18 @@ print(f"cut to {T.draft_layers[0]} layer(s): c by bytes {c_bytes_here:.2f}, meas
 
 # %%
 reference = pd.read_csv(REFERENCE_RUN, comment="#")
-reference_gap = metrics.reference_against_model(reference, k=5, c=c_gpu)
+reference_gap = metrics.reference_against_model(reference, k=REFERENCE_K, c=c_gpu)
 display(reference_gap.round(3))
 ratio = reference_gap["predicted speedup"] / reference_gap["measured speedup"]
 print(f"the model expects {ratio.min():.1f}-{ratio.max():.1f} times the speedup the reference measured")
 
 # %% [markdown]
 # vLLM's acceptance rate is accepted / proposed tokens, so the α it implies is higher than the rate
-# itself (a rejection also ends the step's later proposals). Three reasons the prediction misses, none of them in the
-# model: the draft's step is launch-bound, not bandwidth-bound, so its real c lies far above the
-# roofline's (as the cut draft's measured c lies above its bytes here); the reference decodes
-# requests in batches (16 at a time in its scripts), where a verify pass over 16 × 6 tokens is no
-# longer free (v > 1); and α is not independent across positions (section 5 sees the same here). Chapter 04 measures c and v for the trained pairs and predicts with them.
+# itself (a rejection also ends the step's later proposals). The prediction misses because of its
+# inputs, not its form: the draft's step is launch-bound, not bandwidth-bound, so its real c lies
+# far above the roofline's; the reference decodes many requests at once, where a verify pass over
+# every request's K + 1 tokens is no longer free (v > 1); and acceptance need not be independent
+# across positions. Chapter 04 measures c and v for the trained pairs and predicts with them.
 
 # %% [markdown]
 # ## Summary and takeaways
@@ -493,7 +505,7 @@ display(
             step_ms=step_s[roofline.QWEN3_14B.name] * 1e3,
             ridge=roofline.ridge_point(hw),
             intensity=roofline.forward_cost(roofline.QWEN3_14B, 1, CONTEXT)["intensity"],
-            verify16=gpu_ratio[16],
+            verify17=gpu_ratio[17],
             layers=T.target.layers,
             pass5=measured_ratio[5],
             pass17=measured_ratio[17],

@@ -48,9 +48,12 @@ from specbook.figures import where_we_are
 where_we_are("02")
 
 # %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
-# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
-profile = "tiny"
+# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
+# `make run-all PROFILE=smoke` (add NB=02 for one chapter):
+#   smoke  CI's check that every cell runs (tiny models, a few dozen problems)
+#   tiny   the default, offline on any CPU (small models trained here)
+#   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM)
+profile = "tiny"  # smoke | tiny | full
 
 # %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
@@ -190,15 +193,15 @@ if documents.texts:
 # %% [markdown]
 # ## LoRA, written out
 #
-# Fine-tuning every weight of a 14B model needs memory for its gradients and optimizer state, three
-# or four times the model. LoRA freezes each chosen weight matrix W (d_out × d_in) and learns a
-# low-rank update instead:
+# Fine-tuning every weight of a 14B model needs memory for its gradients and optimizer state:
+# with Adam in mixed precision about 16 bytes per parameter, eight times the bf16 weights. LoRA
+# freezes each chosen weight matrix W (d_out × d_in) and learns a low-rank update instead:
 #
-# $$h = W x + \frac{\alpha}{r} B A x, \qquad A \in \mathbb{R}^{r \times d_{in}},\; B \in \mathbb{R}^{d_{out} \times r}.$$
+# $$h = W x + \frac{\text{lora\_alpha}}{r} B A x, \qquad A \in \mathbb{R}^{r \times d_{in}},\; B \in \mathbb{R}^{d_{out} \times r}.$$
 #
 # Only A and B train: r · (d_in + d_out) numbers instead of d_in · d_out. B starts at zero, so the
-# tuned model starts exactly as the base. The scale α / r (`lora_alpha` / `r` in peft) keeps the
-# update's size steady when r changes.
+# tuned model starts exactly as the base. The scale `lora_alpha` / r (peft's names) spares
+# retuning the learning rate for every r (Hu et al.; rsLoRA argues for `lora_alpha` / √r).
 
 
 # %%
@@ -206,7 +209,7 @@ class LoRALinear(torch.nn.Module):
     def __init__(self, base: torch.nn.Linear, r: int, alpha: float):
         super().__init__()
         self.base = base.requires_grad_(False)  # W stays frozen
-        self.A = torch.nn.Parameter(torch.randn(r, base.in_features) / r**0.5)
+        self.A = torch.nn.Parameter(torch.randn(r, base.in_features) / r**0.5)  # any random start (peft: Kaiming-uniform)
         self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))  # zero: starts as the base
         self.scale = alpha / r
 
@@ -215,9 +218,9 @@ class LoRALinear(torch.nn.Module):
 
 
 # %% [markdown]
-# Checked at once, on one layer of this profile's LoRA settings: before training it changes
-# nothing; it trains far fewer numbers than the layer holds; and with the same A and B it computes
-# what peft's LoRA layer computes.
+# Checked at once, on one 256 × 256 layer with this profile's rank and scale: before training it
+# changes nothing; it trains far fewer numbers than the layer holds; and with the same A and B it
+# computes what peft's LoRA layer computes.
 
 # %%
 torch.manual_seed(P.seed)
@@ -236,10 +239,20 @@ torch.testing.assert_close(peft_layer(x), lora(x))
 print("the written-out layer and peft's agree")
 
 # %% [markdown]
-# peft does the same for every matrix a profile names, and `modules_to_save` lists modules trained
-# whole instead (here the output head `lm_head`: a small target trained without it stalls). The
-# loss is the usual next-token cross-entropy, but only on the answer. One real training row, as
-# the trainer sees it:
+# peft does the same for every matrix the profile names (`sft.lora.target_modules`), and
+# `sft.lora.modules_to_save` lists modules trained whole instead (on the offline profiles the
+# output head `lm_head`: a small target trained without it stalls). This profile's choice:
+
+# %%
+print(
+    f"LoRA on {P.sft.lora.target_modules} (rank {P.sft.lora.r}, lora_alpha {P.sft.lora.lora_alpha}); trained whole: {list(P.sft.lora.modules_to_save) or 'nothing'}"
+)
+
+# %% [markdown]
+# ### What the target learns to write
+#
+# The loss is the usual next-token cross-entropy, but only on the answer: the prompt's tokens
+# carry the label -100, which the loss skips. One real training row, as the trainer sees it:
 
 # %%
 row = splits[LEVELS[0]]["train_cod"][0]

@@ -56,9 +56,12 @@ from specbook.figures import where_we_are
 where_we_are("03")
 
 # %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
-# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
-profile = "tiny"
+# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
+# `make run-all PROFILE=smoke` (add NB=02 for one chapter):
+#   smoke  CI's check that every cell runs (tiny models, a few dozen problems)
+#   tiny   the default, offline on any CPU (small models trained here)
+#   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM)
+profile = "tiny"  # smoke | tiny | full
 
 # %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings

@@ -24,6 +24,10 @@
 # - watch real speculative steps: which draft tokens the target kept, which it replaced.
 #
 # > **Speedup**: the target alone's latency over the speculative latency on the same request.
+# > **Prompt lookup**: a draft without a model, which proposes the tokens that followed the last
+# > few tokens' previous occurrence in the prompt (an n-gram match).
+# > **Bootstrap interval**: the spread of a statistic over many resamplings of the requests (drawn
+# > with replacement); its middle 95 % is the interval.
 # > **Efficiency**: measured speedup / the speedup chapter 00's model predicts from the same run's α, c and v.
 #
 # The reference run's five configurations on each level: the base target, the CoT target, the CoD
@@ -63,9 +67,12 @@ from specbook.figures import where_we_are
 where_we_are("04")
 
 # %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
-# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
-profile = "tiny"
+# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
+# `make run-all PROFILE=smoke` (add NB=02 for one chapter):
+#   smoke  CI's check that every cell runs (tiny models, a few dozen problems)
+#   tiny   the default, offline on any CPU (small models trained here)
+#   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM)
+profile = "tiny"  # smoke | tiny | full
 
 # %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
@@ -116,8 +123,7 @@ print(stamp(profile), "· engine:", P.engine.kind, "(compiled)" if P.engine.comp
 # ## The models
 #
 # The base target and the six tuned targets of chapter 02; for each tuned target the drafts of
-# chapter 03 and the base draft (pretrained, not tuned). The in-process engines load each tuned target merged
-# with its adapter; vLLM serves the adapter on its base model.
+# chapter 03 and the base draft (pretrained, not tuned).
 
 # %%
 base_target = pretraining.base_model_path(P, A, "target")
@@ -429,10 +435,11 @@ print(f"greedy, K = {B.k}, whole test set, one request at a time ·", results.pr
 # %% [markdown]
 # ### Speculation, step by step
 #
-# What those acceptance rates look like in one answer: a hard question answered by the CoD target
-# with its distilled draft, one verification per line. Green: draft tokens the target accepted; red:
-# the draft's rejected token; blue: the target's own token (its correction after a red one, else
-# the bonus after all K were accepted).
+# What those acceptance rates look like in one answer: the first answer on the hardest level in
+# which the CoD target rejected a draft token, its first verifications one per line. Green: draft
+# tokens the target accepted; red: the draft's rejected token; blue: the target's own token (its
+# correction after a red one, else the bonus after all K were accepted). The in-process engines
+# record every step; vLLM reports counts only, and this view then says so.
 
 # %%
 tokenizer = pretraining.base_tokenizer(P, A)
@@ -653,8 +660,8 @@ print(
 # request at a time: other random numbers, so the answers differ one by one but follow the same
 # distribution if the decoder is lossless). A test that fails to find a difference would not show
 # that there is none, so the check is an *equivalence* test, paired by problem: the 95 % interval of
-# the accuracy difference must lie inside ±`analysis.AS_ACCURATE_MARGIN`
-# (`analysis.equivalent_accuracy`). Beside them, the acceptance rate sampled and greedy.
+# the accuracy difference must lie inside ±`analysis.AS_ACCURATE_MARGIN` (two one-sided tests at
+# 2.5 % each, `analysis.equivalent_accuracy`). Beside them, the acceptance rate sampled and greedy.
 
 # %%
 sampled = []

@@ -51,9 +51,12 @@ from specbook.figures import where_we_are
 where_we_are("05")
 
 # %% tags=["parameters"]
-# The scale of the whole book, one of notebooks/params/*.yaml (smoke: CI, tiny: any CPU, full: one GPU).
-# Headless: `make run-all PROFILE=smoke` (NB=02 for one chapter).
-profile = "tiny"
+# The scale of the whole book, one of notebooks/params/*.yaml. Switch it here, or run headless with
+# `make run-all PROFILE=smoke` (add NB=02 for one chapter):
+#   smoke  CI's check that every cell runs (tiny models, a few dozen problems)
+#   tiny   the default, offline on any CPU (small models trained here)
+#   full   one GPU (Qwen3-14B, Qwen3-0.6B, Gemini, vLLM)
+profile = "tiny"  # smoke | tiny | full
 
 # %% tags=["hide-input"]
 from specbook.runinfo import quiet_known_warnings
@@ -72,7 +75,7 @@ from IPython.display import Markdown, display
 from transformers import AutoTokenizer
 
 from specbook import analysis, distillation, engines, figures, findings, profiles, results, stats
-from specbook.paths import REFERENCE_RUN, artifacts
+from specbook.paths import REFERENCE_K, REFERENCE_RUN, artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
 from specbook.styles import LABELS, STYLES
@@ -128,7 +131,8 @@ def ref(level, target, speculative=0):
 #
 # Question 1: does fine-tuning raise accuracy? The base and each tuned target on the same
 # problems, by McNemar's exact test. A tuned target has *learnt* a level when it beats the base and
-# the lower end of its accuracy interval lies above the margin of question 3c.
+# the lower end of its accuracy interval lies above the margin of question 3c
+# (`analysis.AS_ACCURATE_MARGIN`, printed with the answers).
 
 # %%
 verdicts, learnt = [], {}
@@ -226,7 +230,12 @@ reference_base = {lv: ref(lv, "base").tokens_per_answer for lv in LEVELS}
 display(
     Markdown(
         findings.caveats(
-            base_at_cap=base_at_cap, cap=B.max_new_tokens, reference_base_tokens=reference_base, timing_rows=B.timing_rows, rounds=B.rounds
+            base_at_cap=base_at_cap,
+            cap=B.max_new_tokens,
+            reference_base_tokens=reference_base,
+            reference_longest=reference.tokens_per_answer.max(),
+            timing_rows=B.timing_rows,
+            rounds=B.rounds,
         )
     )
 )
@@ -234,30 +243,32 @@ display(
 # %% [markdown]
 # ### Many tests at once
 #
-# The chapter runs one test per verdict, all at 95 %: by chance alone, some of so many could come
-# out significant. Holm's method adjusts the p-values of each question's family (its levels and
-# targets) so that the chance of any false rejection in the family stays below 5 %. Verdicts from
-# bootstrap intervals have no p-value; their intervals are per verdict.
+# The chapter gives one verdict per question, level and target, each at 95 %: by chance alone,
+# some of so many could come out significant. Where a p-value decides a verdict (questions 1 and
+# 3a), it is adjusted by Holm's method within its question, across levels and targets, which keeps
+# the chance of any false rejection in the question below 5 %; a verdict whose adjusted p is 0.05
+# or more says "not shown after Holm's correction". The other verdicts come from 95 % intervals,
+# one per verdict, not adjusted: read them one at a time.
 #
 # The margin for "as accurate", `analysis.AS_ACCURATE_MARGIN`, is the largest loss a user would
 # trade for CoD's shorter answers. It must also be wider than what a level's test set can resolve
-# (printed below: the half-width of a Wilson interval at this run's CoT accuracy), or "as accurate"
-# could never be shown; much wider, and a visibly worse target would pass.
+# (printed below: the half-width of the paired interval that decides 3c), or "as accurate" could
+# never be shown; much wider, and a visibly worse target would pass.
 
 # %%
-holm_changes = verdicts[(verdicts.p < 0.05) & (verdicts["p (Holm)"] >= 0.05)]
+holm_changes = verdicts[verdicts.verdict == "not shown after Holm's correction"]
 resolution = {}
 for lv in LEVELS:
-    cot = run_of(lv, "cot")
-    resolution[lv] = (cot.accuracy_high - cot.accuracy_low) / 2
+    paired_interval = analysis.equivalent_accuracy(*paired(requests_of(lv, "cot"), requests_of(lv, "cod"), "correct"))
+    resolution[lv] = (paired_interval["high"] - paired_interval["low"]) / 2
 with pd.option_context("display.max_colwidth", 120):
     display(verdicts.round(4))
 print(
-    f"{len(verdicts)} verdicts; {len(holm_changes)} decided by a p-value would not hold after Holm's adjustment"
+    f"{len(verdicts)} verdicts, {int(verdicts.p.notna().sum())} with a p-value; {len(holm_changes)} not shown after Holm's correction"
     + (": " + "; ".join(f"{r.question} ({r.level})" for r in holm_changes.itertuples()) if len(holm_changes) else "")
 )
 print(
-    "half-width of the CoT target's 95 % accuracy interval: "
+    "half-width of the 95 % interval of CoD's accuracy minus CoT's, paired by problem: "
     + ", ".join(f"{lv} ±{100 * w:.1f} points" for lv, w in resolution.items())
     + f"; margin {100 * analysis.AS_ACCURATE_MARGIN:.0f} points"
 )
@@ -301,7 +312,7 @@ for level in LEVELS:
 accuracy_table = pd.DataFrame(accuracy_table)
 accuracy_table.to_csv(A.analysis / "accuracy.csv", index=False)
 display(accuracy_table.round(3))
-print("greedy, whole test set; reference: Qwen3-14B (+ Qwen3-0.6B), K = 5, vLLM ·", SOURCE)
+print(f"greedy, whole test set; reference: Qwen3-14B (+ Qwen3-0.6B), K = {REFERENCE_K}, vLLM ·", SOURCE)
 
 # %% [markdown]
 # Side by side: this book's accuracies and the reference run's, each with its interval.
@@ -383,9 +394,10 @@ print("mean tokens per answer, greedy, whole test set; the base target answers i
 # %% [markdown]
 # ### Time to a correct answer
 #
-# What a user of these models waits for is a right answer. Seconds per correct answer = the mean
-# latency of the timed requests over the accuracy on the whole test set, for each tuned target
-# alone and with its draft. It is a point estimate on the timed requests, not a test.
+# What a user wants is right answers. Seconds of generation per correct answer = the mean latency
+# of the timed requests over the accuracy on the whole test set, for each tuned target alone and
+# with its draft (greedy: asking again gives the same answer, so this is a cost per correct answer
+# over the test set, not a wait). A point estimate from two measurements, not a test.
 
 # %%
 TIMED = {f"{LABELS[st]}{suffix}": (st, draft, k) for st in STYLES for suffix, draft, k in [("", "alone", 0), (" + spec", "distilled", B.k)]}
@@ -647,7 +659,7 @@ report = "\n\n".join(
         f"Accuracy (greedy, whole test set, 95 % Wilson interval); speedup at K = {B.k} (median per-request latency ratio, "
         "bootstrap 95 % interval) and acceptance rate of each tuned target with its distilled draft:\n\n"
         + headline.to_markdown(index=False),
-        findings.reference_summary(reference),
+        findings.reference_summary(reference, REFERENCE_K),
         "Every table, verdict and caveat: chapter 05 (`notebooks/05_analysis.ipynb`, or the site: `make book`).",
     ]
 )
@@ -658,8 +670,8 @@ print(f"written: {A.analysis / 'results.md'}")
 # %% [markdown]
 # ## Exercises
 #
-# 1. Decide question 1 on Holm's adjusted p-values instead of the raw ones. Would any verdict change
-#    if the family were all thirty tests instead of one question's?
+# 1. Holm's correction runs within each question here. Which verdicts would change if the family
+#    were every verdict that carries a p-value?
 # 2. Set `analysis.AS_ACCURATE_MARGIN` to 0.02. Which "as accurate" verdicts survive?
 # 3. Read the base targets' answers: how many stop at the token cap? What does that say about
 #    question 1 at this scale, and about the reference run's base accuracy?

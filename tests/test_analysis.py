@@ -126,8 +126,11 @@ def test_holm_is_applied_within_each_question_and_the_answers_pivot_by_level():
             {"question": "2a. speculation (K = 5) is faster, CoT", "level": "easy", "verdict": "faster", "p": None},
         ]
     )
-    adjusted = analysis.with_holm(verdicts)["p (Holm)"].tolist()
+    corrected = analysis.with_holm(verdicts)
+    adjusted = corrected["p (Holm)"].tolist()
     assert adjusted[:3] == pytest.approx([0.02, 0.04, 0.04]) and math.isnan(adjusted[3])  # 3a is its own family
+    two = pd.concat([verdicts.iloc[[2]], verdicts.iloc[[2]].assign(level="hard")])  # 3a at 0.04 on two levels: 0.08 after Holm
+    assert analysis.with_holm(two).verdict.tolist() == ["not shown after Holm's correction"] * 2
     table = analysis.answers_table(verdicts)
     assert list(table.columns) == ["easy", "hard"] and table.loc["1. tuning raises accuracy, CoT", "hard"] == "raises accuracy"
 

@@ -93,7 +93,8 @@ def cod_shorter(level: str, cot_tokens: Sequence[float], cod_tokens: Sequence[fl
     """Are CoD answers shorter? Wilcoxon signed-rank test on the tokens of both targets' answers to the same problems."""
     p = stats.wilcoxon_p(cod_tokens, cot_tokens)
     ratio = float(np.sum(cod_tokens) / np.sum(cot_tokens))
-    verdict = "not shown" if p >= 0.05 else ("shorter" if ratio < 1 else "longer")
+    shift = float(np.median(np.asarray(cod_tokens, dtype=float) - np.asarray(cot_tokens, dtype=float)))  # the test's own direction
+    verdict = "not shown" if p >= 0.05 or shift == 0 else ("shorter" if shift < 0 else "longer")
     return _verdict("3a. CoD answers are shorter", level, verdict, "Wilcoxon signed-rank, paired", f"CoD / CoT tokens {ratio:.2f}", p)
 
 
@@ -236,13 +237,21 @@ def family(question: str) -> str:
     return question.split(".", 1)[0]
 
 
+# The questions whose verdict a p-value decides; the others are decided by a 95 % interval per
+# verdict (3c carries McNemar's p beside its non-inferiority interval, which it does not decide).
+DECIDED_BY_P = ("1", "3a")
+
+
 def with_holm(verdicts):
-    """The verdicts table with each p-value adjusted by Holm's method within its question family
-    (across levels and targets), and whether the verdict's test still decides at 95 % after it;
-    interval-based verdicts carry no p-value and are left as they are."""
+    """The verdicts with Holm's correction where a p-value decides them (DECIDED_BY_P): each p
+    adjusted within its question (across levels and targets), and a verdict whose adjusted p is
+    0.05 or more becomes "not shown after Holm's correction"."""
     out = verdicts.assign(**{"p (Holm)": math.nan})
-    for index in verdicts.groupby(verdicts.question.map(family)).groups.values():
-        out.loc[index, "p (Holm)"] = stats.holm(verdicts.loc[index, "p"].astype(float))
+    for name, index in verdicts.groupby(verdicts.question.map(family)).groups.items():
+        if name in DECIDED_BY_P:
+            out.loc[index, "p (Holm)"] = stats.holm(verdicts.loc[index, "p"].astype(float))
+    lost = (out.p < 0.05) & (out["p (Holm)"] >= 0.05)
+    out.loc[lost, "verdict"] = "not shown after Holm's correction"
     return out
 
 

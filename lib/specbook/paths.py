@@ -13,6 +13,7 @@ PARAMS = NOTEBOOKS / "params"
 LIB = Path(__file__).resolve().parent
 # the published reference run's numbers, with their source (tracked in the repository, not generated)
 REFERENCE_RUN = ROOT / "data" / "reference_run.csv"
+REFERENCE_K = 5  # the reference run's draft length (its header says so)
 
 
 def lib_sources(*modules: str) -> list[Path]:
