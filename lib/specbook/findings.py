@@ -73,7 +73,7 @@ def theory(
     if c_here > 1.1 * c_bytes_here:
         overhead = ": the rest is per-call overhead, which a small model cannot hide"
     elif c_here < 0.9 * c_bytes_here:
-        overhead = ": less than its weights predict (the head and norms, read by both, weigh little in its time)"
+        overhead = ": less than its share of the bytes: at this size a step's time does not follow the bytes it reads"
     else:
         overhead = ": about what its weights predict, so per-call overhead is small at this size"
     verify = (
