@@ -223,6 +223,7 @@ class LoRALinear(torch.nn.Module):
 # computes what peft's LoRA layer computes.
 
 # %%
+stream = torch.random.get_rng_state()  # the fine-tunes below draw their LoRA weights from this stream: left as it was
 torch.manual_seed(P.seed)
 layer = torch.nn.Linear(256, 256, bias=False)
 lora = LoRALinear(layer, P.sft.lora.r, P.sft.lora.lora_alpha)
@@ -237,6 +238,7 @@ with torch.no_grad():
 peft_layer = training.peft_lora_layer(layer, lora.A, lora.B, P.sft.lora.r, P.sft.lora.lora_alpha)
 torch.testing.assert_close(peft_layer(x), lora(x))
 print("the written-out layer and peft's agree")
+torch.random.set_rng_state(stream)
 
 # %% [markdown]
 # peft does the same for every matrix the profile names (`sft.lora.target_modules`), and
