@@ -255,14 +255,17 @@ def with_holm(verdicts):
     return out
 
 
-PRIMARY = ("1.", "2a. speculation (K", "2b.", "3a.", "3b.", "3c.")
+def primary(verdicts):
+    """The verdicts that answer the questions: all but the best-K speedups (a K chosen after the fact)."""
+    return verdicts[~verdicts.question.str.contains("best K")]
 
 
 def answers_table(verdicts):
     """The primary verdicts, one row per question (and target), one column per level."""
-    primary = verdicts[verdicts.question.str.startswith(PRIMARY) & ~verdicts.question.str.contains("best K")]
-    table = primary.pivot_table(index="question", columns="level", values="verdict", aggfunc="first", sort=False)
-    return table[[level for level in ("easy", "medium", "hard") if level in table.columns]]
+    from specbook.profiles import LEVELS
+
+    table = primary(verdicts).pivot_table(index="question", columns="level", values="verdict", aggfunc="first", sort=False)
+    return table[[level for level in LEVELS if level in table.columns]]
 
 
 def time_to_correct(latency_s: dict, accuracy: dict):

@@ -191,20 +191,27 @@ def pipeline_alt_text(chapter: str | None = None) -> str:
     return f"The book's pipeline: {steps}; {n} {t} ({w.replace(chr(10), ' ')}) gives chapter 04 its decoder.{here}"
 
 
-def where_we_are(chapter: str):
-    """The pipeline figure for a notebook, inline as SVG with its alt text (renders offline, in
-    JupyterLab and in the site)."""
-    import base64
+def pipeline_svg(chapter: str | None = None) -> str:
+    """The pipeline figure as SVG text (one copy for the chapters, the site's index and the README)."""
     import io
 
     import matplotlib.pyplot as plt
-    from IPython.display import HTML
 
     fig = pipeline(chapter)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
-    data = base64.b64encode(buffer.getvalue().encode()).decode()
+    return buffer.getvalue()
+
+
+def where_we_are(chapter: str):
+    """The pipeline figure for a notebook, inline as SVG with its alt text (renders offline, in
+    JupyterLab and in the site)."""
+    import base64
+
+    from IPython.display import HTML
+
+    data = base64.b64encode(pipeline_svg(chapter).encode()).decode()
     alt = pipeline_alt_text(chapter).replace('"', "&quot;")
     return HTML(f'<img src="data:image/svg+xml;base64,{data}" alt="{alt}" style="max-width:100%">')
 

@@ -107,8 +107,10 @@ def _share(rows, accepted) -> tuple[int, int, list[str]]:
 def answers(verdicts, speedups, token_ratios, k: int) -> str:
     """The book's three answers in three sentences, counted from chapter 05's verdicts."""
 
+    from specbook.analysis import primary
+
     def rows(prefix):
-        return verdicts[verdicts.question.str.startswith(prefix) & ~verdicts.question.str.contains("best K")]
+        return primary(verdicts)[lambda v: v.question.str.startswith(prefix)]
 
     def but(others):
         return f" (not: {'; '.join(others)})" if others else ""

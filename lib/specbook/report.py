@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from specbook import figures
 
-    fig = figures.pipeline()
-    fig.savefig(PIPELINE_FIGURE, bbox_inches="tight", metadata={"Date": None})  # the README's picture of the book
+    PIPELINE_FIGURE.write_text(figures.pipeline_svg())  # the README's picture of the book
     readme = Path(ROOT / "README.md")
     updated = splice(readme.read_text(), source.read_text())
     if updated != readme.read_text():

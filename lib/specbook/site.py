@@ -78,8 +78,7 @@ def index_page(profile: str, directory: Path, chapters: list[str], pages: list[s
     profile's run (chapter 05's results, when it ran), where to start, and the table of contents."""
     from specbook import figures
 
-    fig = figures.pipeline()
-    fig.savefig(directory / "pipeline.svg", bbox_inches="tight", metadata={"Date": None})
+    (directory / "pipeline.svg").write_text(figures.pipeline_svg())
     results = artifacts(profile).analysis / "results.md"
     answers = results.read_text() if results.exists() else "Chapter 05 has not run on this profile yet: its answers appear here then."
     toc = "\n".join(chapters)
