@@ -138,3 +138,19 @@ def test_holm_is_applied_within_each_question_and_the_answers_pivot_by_level():
 def test_time_to_correct_divides_the_mean_latency_by_the_accuracy():
     table = analysis.time_to_correct({"CoT": [1.0, 3.0], "CoD + spec": [0.5, 0.5]}, {"CoT": 0.5, "CoD + spec": 0.0})
     assert table["seconds per correct answer"].iloc[0] == 4.0 and math.isnan(table["seconds per correct answer"].iloc[1])
+
+
+def test_most_missed_counts_pairs_and_verdict_line_reads_one_question_on_one_level():
+    missed = pd.DataFrame(
+        {"draft token": ["3", "3", "+"], "target token": ["6", "6", "-"], "missed class": ["digits", "digits", "operators"]}
+    )
+    top = analysis.most_missed(missed, n=1)
+    assert top.to_dict("records") == [{"pair": "'3' → '6'", "missed class": "digits", "misses": 2}]
+    verdicts = pd.DataFrame(
+        [
+            {"question": "2a. speculation (K = 5) is faster, CoT", "level": "easy", "verdict": "faster", "estimate": "1.9x"},
+            {"question": "2a. speculation (K = 5) is faster, CoD", "level": "easy", "verdict": "not shown", "estimate": "1.1x"},
+            {"question": "2a. speculation (K = 5) is faster, CoD", "level": "hard", "verdict": "faster", "estimate": "2.0x"},
+        ]
+    )
+    assert analysis.verdict_line(verdicts, "2a.", "easy") == "CoT faster (1.9x); CoD not shown (1.1x)"

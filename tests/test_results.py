@@ -157,3 +157,17 @@ def test_a_value_that_is_not_a_number_is_written_as_null(tmp_path):
     s = grade(ROWS[:1], [Generation("Answer: 12", [1], "stop", latency_s=0.1)])  # plain: no draft, so no acceptance rate
     path = results.write(tmp_path, results.Run("easy", "cod", "alone", 0, 0.0, "native", "all"), s, results.run_metrics(s), {})
     assert json.loads(path.read_text())["metrics"]["acceptance_rate"] is None  # strict JSON: no NaN
+
+
+def test_results_reads_a_run_its_requests_and_pairs_two_runs_by_problem(tmp_path):
+    s = grade(ROWS, generations())
+    source = results.provenance(profiles.load("smoke"), "native", {})
+    alone = results.Run("easy", "cod", "alone", 0, 0.0, "native", "timed")
+    results.write(tmp_path, alone, s, results.run_metrics(s), source)
+    results.write(tmp_path, RUN, s, {**results.run_metrics(s, s), **results.speedup(s, s)}, source)
+    R = results.Results(tmp_path)
+    assert R.engine == "native" and R.run("easy", "cod", "distilled", 2, "timed").speedup == 1.0
+    a, b = R.requests("easy", "cod", request_set="timed"), R.requests("easy", "cod", "distilled", 2, "timed")
+    assert R.requests("easy", "cod", request_set="timed") is a  # each file read once
+    first, second = R.paired(a, b.iloc[::-1], "correct")  # matched by id, whatever the order
+    assert list(first) == list(second) == [True, False, False]

@@ -315,3 +315,204 @@ def headline_table(accuracy_table, speed_table, tokens_table):
             }
         )
     return pd.DataFrame(rows)
+
+
+# The reference run's five configurations: (target, draft) with the draft at K = bench.k, or alone.
+CONFIGS = (("base", "alone"), ("cot", "alone"), ("cot", "distilled"), ("cod", "alone"), ("cod", "distilled"))
+
+
+def config_label(target: str, draft: str) -> str:
+    from specbook.styles import LABELS
+
+    return ("base" if target == "base" else LABELS[target]) + (" + spec" if draft != "alone" else "")
+
+
+def reference_row(reference, level: str, target: str, speculative: int = 0):
+    """One row of the reference run (`data/reference_run.csv`)."""
+    rows = reference[(reference.level == level) & (reference.target == target) & (reference.speculative == speculative)]
+    return rows.iloc[0]
+
+
+def best_k_verdict(R, level: str, ks: Sequence[int], seed: int) -> dict:
+    """Question 2a for the CoD pair at its best K, chosen on half of the timed requests and
+    measured on the other half (`best_k_held_out`). R: `results.Results`."""
+    alone = R.requests(level, "cod", request_set="timed")
+    by_k = {k: R.requests(level, "cod", "distilled", k, "timed").latency_s for k in ks}
+    best = best_k_held_out(alone.latency_s, by_k, seed=seed)
+    name = f"CoD at the best K = {best['k']} (chosen on {best['chosen_on']} requests, measured on {best['reported_on']} others)"
+    unstable = bool(R.run(level, "cod", "distilled", best["k"], "timed").unstable)
+    return speculation_faster(level, name, best["k"], best["speedup"], best["low"], best["high"], unstable)
+
+
+def accuracy_table(R, reference, k: int):
+    """The reference run's five configurations per level: accuracy with its 95 % Wilson interval,
+    this book's and the reference run's (from its own counts)."""
+    import pandas as pd
+
+    from specbook.profiles import LEVELS
+
+    rows = []
+    for level in LEVELS:
+        for target, draft in CONFIGS:
+            r = R.run(level, target, draft, k if draft != "alone" else 0)
+            theirs = reference_row(reference, level, target, int(draft != "alone"))
+            their_low, their_high = stats.wilson_interval(round(theirs.accuracy * theirs.requests), int(theirs.requests))
+            rows.append(
+                {
+                    "level": level,
+                    "configuration": config_label(target, draft),
+                    "accuracy": r.accuracy,
+                    "low": r.accuracy_low,
+                    "high": r.accuracy_high,
+                    "questions": int(r.requests),
+                    "reference accuracy": theirs.accuracy,
+                    "reference low": their_low,
+                    "reference high": their_high,
+                    "reference questions": int(theirs.requests),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def speed_table(R, reference, k: int):
+    """Each tuned target with its distilled draft at K = k: the speedup on the timed requests (with
+    its interval and the spread of its rounds), acceptance on the whole test set, and the
+    reference run's speedup (its ratio of tokens per second) and acceptance."""
+    import pandas as pd
+
+    from specbook.profiles import LEVELS
+    from specbook.styles import LABELS, STYLES
+
+    rows = []
+    for level in LEVELS:
+        for style in STYLES:
+            r = R.run(level, style, "distilled", k, "timed")
+            theirs_alone, theirs_spec = reference_row(reference, level, style, 0), reference_row(reference, level, style, 1)
+            rows.append(
+                {
+                    "level": level,
+                    "target": LABELS[style],
+                    "speedup": r.speedup,
+                    "low": r.speedup_low,
+                    "high": r.speedup_high,
+                    "spread of rounds": r.round_spread,
+                    "unstable": r.unstable,
+                    "acceptance rate": R.run(level, style, "distilled", k).acceptance_rate,
+                    "reference speedup": theirs_spec.tokens_per_s / theirs_alone.tokens_per_s,
+                    "reference acceptance rate": theirs_spec.acceptance_rate,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def tokens_table(R, reference):
+    """Mean tokens per answer of every target alone on the whole test set, CoD's over CoT's, and the reference run's."""
+    import pandas as pd
+
+    from specbook.profiles import LEVELS
+    from specbook.styles import LABELS, STYLES
+
+    def name(target):
+        return "base" if target == "base" else LABELS[target]
+
+    rows = []
+    for level in LEVELS:
+        ours = {t: R.run(level, t).tokens_per_request for t in ["base", *STYLES]}
+        theirs = {t: reference_row(reference, level, t).tokens_per_answer for t in ["base", *STYLES]}
+        rows.append(
+            {
+                "level": level,
+                **{f"{name(t)} tokens": v for t, v in ours.items()},
+                "CoD / CoT": ours["cod"] / ours["cot"],
+                **{f"reference {name(t)}": v for t, v in theirs.items()},
+                "reference CoD / CoT": theirs["cod"] / theirs["cot"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def time_table(R, k: int):
+    """`time_to_correct` per level for each tuned target alone and with its distilled draft at K = k."""
+    import pandas as pd
+
+    from specbook.profiles import LEVELS
+    from specbook.styles import LABELS, STYLES
+
+    configs = {
+        f"{LABELS[st]}{suffix}": (st, draft, kk) for st in STYLES for suffix, draft, kk in [("", "alone", 0), (" + spec", "distilled", k)]
+    }
+    parts = []
+    for level in LEVELS:
+        latency = {name: R.requests(level, *config, "timed").latency_s for name, config in configs.items()}
+        accuracy = {name: R.run(level, *config).accuracy for name, config in configs.items()}
+        parts.append(time_to_correct(latency, accuracy).assign(level=level))
+    return pd.concat(parts, ignore_index=True)
+
+
+def answer_lengths(R):
+    """Tokens of every answer on the whole test set, a row per answer: level, target (label), tokens."""
+    import pandas as pd
+
+    from specbook.profiles import LEVELS
+    from specbook.styles import LABELS, STYLES
+
+    return pd.concat(
+        [
+            R.requests(level, t)[["tokens"]].assign(level=level, target="base" if t == "base" else LABELS[t])
+            for level in LEVELS
+            for t in ["base", *STYLES]
+        ],
+        ignore_index=True,
+    )
+
+
+def latencies(R, k: int):
+    """Latency of every timed request of each tuned target, alone and with its distilled draft at K = k."""
+    import pandas as pd
+
+    from specbook.profiles import LEVELS
+    from specbook.styles import LABELS, STYLES
+
+    return pd.concat(
+        [
+            R.requests(level, style, draft, kk, "timed")[["latency_s"]].assign(
+                level=level, run=f"{LABELS[style]} {'alone' if draft == 'alone' else 'spec'}"
+            )
+            for level in LEVELS
+            for style in STYLES
+            for draft, kk in [("alone", 0), ("distilled", k)]
+        ],
+        ignore_index=True,
+    )
+
+
+def misses(R, style: str, k: int, tokenizer, eos_ids: set[int]):
+    """Every rejection of a tuned target's distilled draft at K = k on the whole test set, all
+    levels (`rejections`), and the misses per class against the class's frequency (`miss_rates`)."""
+    import pandas as pd
+
+    from specbook.profiles import LEVELS
+
+    parts, counts = [], dict.fromkeys(TOKEN_CLASSES, 0)
+    for level in LEVELS:
+        spec = R.requests(level, style, "distilled", k)
+        parts.append(rejections(spec, tokenizer, eos_ids).assign(level=level))
+        for c, n in class_counts(spec, tokenizer, eos_ids).items():
+            counts[c] += n
+    missed = pd.concat(parts, ignore_index=True)
+    return missed, miss_rates(missed, counts)
+
+
+def most_missed(missed, n: int = 10):
+    """The n most frequent (draft token → target token) pairs at a rejection, with the target's class."""
+    pairs = missed.assign(pair=lambda t: t["draft token"].map(repr) + " → " + t["target token"].map(repr))
+    return pairs.groupby(["pair", "missed class"]).size().rename("misses").sort_values(ascending=False).head(n).reset_index()
+
+
+def verdict_line(verdicts, question: str, level: str) -> str:
+    """The verdicts of one question ("1.", "2a.", ...) on one level, each after what it is about
+    (the question's words past its first comma), with its estimate."""
+    rows = verdicts[(verdicts.question.str.startswith(question)) & (verdicts.level == level)]
+    return "; ".join(
+        f"{r.question.split(', ', 1)[1] if ', ' in r.question else ''} {r.verdict} ({r.estimate})".strip() for r in rows.itertuples()
+    )

@@ -67,6 +67,178 @@ def speedup_against_k(ax, sweep) -> None:
     integer_ticks((ax, "x"))
 
 
+def speedup_by_draft(at_k, k: int):
+    """Chapter 04: each tuned target's speedup with every draft at K = k, per level (95 % interval;
+    hatched: an unstable run). `at_k`: timed runs at K = k, targets by label."""
+    import matplotlib.pyplot as plt
+
+    from specbook.analysis import DRAFT_LABELS
+    from specbook.distillation import METHODS
+    from specbook.profiles import LEVELS
+
+    colors = {"base": COLORS["base"], **dict(zip([*METHODS, "ngram"], PALETTE[2:], strict=False))}
+    methods = list(DRAFT_LABELS)
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(1, len(STYLES), figsize=(12, 3.8), sharey=True)
+    for ax, style in zip(axes, STYLES, strict=True):
+        for j, method in enumerate(methods):
+            part = at_k[(at_k.target == LABELS[style]) & (at_k.draft == method)].set_index("level").reindex(list(LEVELS))
+            x = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(LEVELS))]
+            errors = [part.speedup - part.speedup_low, part.speedup_high - part.speedup]
+            bars = ax.bar(x, part.speedup, width, yerr=errors, capsize=2, color=colors[method], label=DRAFT_LABELS[method])
+            for bar, unstable in zip(bars, part.unstable.fillna(False), strict=True):
+                bar.set_hatch("///" if unstable else None)
+        ax.axhline(1.0, color="0.3", lw=0.8)
+        ax.set(title=f"{LABELS[style]} target, K = {k}", xticks=range(len(LEVELS)), xticklabels=LEVELS)
+    axes[0].set_ylabel("speedup over the target alone\n(median, 95 % interval)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def k_sweep(sweep, k: int):
+    """Chapter 04: the CoD pair at every K. Left, measured and predicted speedup
+    (`speedup_against_k`); right, tokens per target pass against E(α, K) at the α measured at K = k."""
+    import matplotlib.pyplot as plt
+
+    from specbook.metrics import expected_tokens_per_step
+    from specbook.profiles import LEVELS
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    speedup_against_k(axes[0], sweep)
+    axes[0].set(title="CoD target + distilled draft")
+    ks = range(1, int(sweep.k.max()) + 1)
+    for i, level in enumerate(LEVELS):
+        part = sweep[sweep.level == level]
+        alpha = part[part.k == k].alpha.iloc[0]
+        axes[1].plot(part.k, part.mean_acceptance_length, "o", color=PALETTE[i], label=f"{level}, measured")
+        expected = [expected_tokens_per_step(alpha, j) for j in ks]
+        axes[1].plot(ks, expected, "-", color=PALETTE[i], alpha=0.6, label=f"{level}, E(α = {alpha:.2f}, K)")
+    axes[1].set(xlabel="K (draft tokens per step)", ylabel="tokens per target pass", title="Acceptance length against E(α, K)")
+    integer_ticks((axes[1], "x"))
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the panel: measured curves go anywhere
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_beside_reference(accuracy_table, profile: str):
+    """Chapter 05: accuracy of the reference run's five configurations per level with 95 %
+    intervals, this book's (left) beside the reference run's (right). `analysis.accuracy_table`."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from specbook.analysis import CONFIGS, config_label
+    from specbook.profiles import LEVELS
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    width = 0.8 / len(CONFIGS)
+    panels = [(axes[0], "", f"this book ({profile} profile)"), (axes[1], "reference ", "reference run (Qwen3-14B, GSM8K / MATH)")]
+    for ax, prefix, title in panels:
+        for j, (target, draft) in enumerate(CONFIGS):
+            part = accuracy_table[accuracy_table.configuration == config_label(target, draft)].set_index("level").loc[list(LEVELS)]
+            x = np.arange(len(LEVELS)) + (j - (len(CONFIGS) - 1) / 2) * width
+            value = part[f"{prefix}accuracy"]
+            errors = [value - part[f"{prefix}low"], part[f"{prefix}high"] - value]
+            color, alpha = COLORS["base" if target == "base" else target], 1.0 if draft == "alone" else 0.55
+            ax.bar(x, value, width, yerr=errors, capsize=2, color=color, alpha=alpha, label=config_label(target, draft))
+        ax.set(title=title, xticks=range(len(LEVELS)), xticklabels=LEVELS, ylim=(0, 1))
+    axes[0].set_ylabel("accuracy (95 % interval)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lengths_and_positions(lengths, per_position: dict, k: int):
+    """Chapter 05. Left: tokens per answer, a box per target and level (`analysis.answer_lengths`).
+    Right: acceptance by draft position, a line per tuned target and level
+    (`per_position`: {(level, style): rates})."""
+    import matplotlib.pyplot as plt
+
+    from specbook.profiles import LEVELS
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    palette = {"base": COLORS["base"], **{LABELS[s]: COLORS[s] for s in STYLES}}
+    sns.boxplot(data=lengths, x="level", y="tokens", hue="target", order=list(LEVELS), palette=palette, ax=axes[0], fliersize=2)
+    axes[0].set(title="Tokens per answer", ylabel="tokens (whole test set)")
+    for (level, style), rates in per_position.items():
+        marker, ls = ("s", "-") if style == "cod" else ("o", "--")
+        axes[1].plot(
+            range(1, len(rates) + 1), rates, marker=marker, ls=ls, color=PALETTE[LEVELS.index(level)], label=f"{level}, {LABELS[style]}"
+        )
+    axes[1].set(
+        title=f"Acceptance by draft position, K = {k}", xlabel="draft position", ylabel="share of passes that kept it", ylim=(0, 1.02)
+    )
+    integer_ticks((axes[1], "x"))
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def speedup_and_latency(sweep, latency, k: int):
+    """Chapter 05. Left: the CoD pair's speedup against K (`speedup_against_k`). Right: latency of
+    every timed request, alone and with the distilled draft at K = k (`analysis.latencies`)."""
+    import matplotlib.pyplot as plt
+
+    from specbook.profiles import LEVELS
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    speedup_against_k(axes[0], sweep)
+    axes[0].set(title="CoD target + distilled draft")
+    sns.boxplot(data=latency, x="level", y="latency_s", hue="run", order=list(LEVELS), ax=axes[1], fliersize=2)
+    axes[1].set(title=f"Latency per request, alone and with the distilled draft (K = {k})", ylabel="seconds (median of the rounds)")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def drafts_compared(drafts_table, k: int, levels: list[str]):
+    """Chapter 05: speedup and acceptance rate per draft and tuned target at K = k, averaged over `levels`."""
+    import matplotlib.pyplot as plt
+
+    from specbook.analysis import DRAFT_LABELS
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for ax, column, title in [(axes[0], "speedup", f"Speedup at K = {k}"), (axes[1], "acceptance_rate", f"Acceptance rate at K = {k}")]:
+        palette = {LABELS[s]: COLORS[s] for s in STYLES}
+        sns.barplot(
+            data=drafts_table, x="draft", y=column, hue="target", order=list(DRAFT_LABELS.values()), palette=palette, errorbar=None, ax=ax
+        )
+        ax.set(title=f"{title}, mean over {', '.join(levels)}", xlabel="", ylabel=column.replace("_", " "))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0].axhline(1.0, color="0.3", lw=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def misses_drawn(rates, missed: dict):
+    """Chapter 05. Left: misses per 100 tokens by the class of the target's token (`analysis.misses`'
+    rates, all tuned targets). Right: where the misses fall in the answer ({style: rejections})."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    palette = {LABELS[s]: COLORS[s] for s in STYLES}
+    sns.barplot(data=rates, x="class", y="misses per 100 tokens", hue="target", palette=palette, ax=axes[0])
+    axes[0].set(title="Misses by the class of the target's token", xlabel="")
+    for style, rejected in missed.items():
+        if len(rejected):
+            position = rejected["relative position"]
+            axes[1].hist(
+                position, bins=np.linspace(0, 1, 11), histtype="step", lw=1.5, density=True, color=COLORS[style], label=LABELS[style]
+            )
+        else:
+            note_degenerate(axes[1], f"no rejection in the {LABELS[style]} runs")
+    axes[1].set(title="Where misses fall in the answer", xlabel="position / answer length", ylabel="density")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def note_degenerate(ax, message: str) -> None:
     """Say on the panel that its data cannot show what the figure is for (e.g. all zeros on smoke)."""
     box = {"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7"}

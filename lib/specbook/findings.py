@@ -326,3 +326,45 @@ def time_to_correct(table, levels, labels) -> str:
         f"Seconds per correct answer, {cod_spec} over {cot} alone: {', '.join(ratio(lv, cod_spec, cot) for lv in levels)}; "
         f"over {cot_spec}: {', '.join(ratio(lv, cod_spec, cot_spec) for lv in levels)}."
     )
+
+
+def analysis(*, profile: str, source: str, verdicts, rates, missed: dict, speed_table, labels: dict, levels, minutes: float) -> str:
+    """Chapter 05's summary: each level's verdicts question by question, what the drafts miss, the unstable timings."""
+    from specbook.analysis import verdict_line
+
+    lines = [f"Profile `{profile}`, {source}:"]
+    for level in levels:
+        said = {q: verdict_line(verdicts, q, level) for q in ("1.", "2a.", "2b.", "3a.", "3b.", "3c.")}
+        lines.append(
+            f"- **{level}**: tuning raises accuracy? {said['1.']}. Speculation faster? {said['2a.']}. Unchanged? {said['2b.']}. "
+            f"CoD shorter? {said['3a.']}. Better accepted? {said['3b.']}. As accurate? {said['3c.']}."
+        )
+    for style, label in labels.items():
+        part = rates[rates.target == label].sort_values("share of misses", ascending=False)
+        shares = ", ".join(f"{r['class']} {r['share of misses']:.0%}" for _, r in part.iterrows())
+        lines.append(f"- What the {label} drafts miss, by share of all misses: {shares} ({len(missed[style])} misses).")
+    lines += [
+        f"- Unstable timings among the speculative runs shown: {int(speed_table.unstable.sum())} of {len(speed_table)}.",
+        f"- This run of the chapter took {minutes * 60:.0f} seconds (it reads results; it measures nothing).",
+    ]
+    return "\n".join(lines)
+
+
+def readme_results(
+    *, profile: str, source: str, verdicts, accuracy_table, speed_table, tokens_table, reference, k: int, reference_k: int
+) -> str:
+    """The README's results section (`make readme-results`): the answers, the headline table and the reference run in brief."""
+    from specbook.analysis import headline_table
+
+    headline = headline_table(accuracy_table, speed_table, tokens_table)
+    return "\n\n".join(
+        [
+            f"Profile `{profile}` · {source}.",
+            answers(verdicts, speed_table.speedup, tokens_table["CoD / CoT"], k),
+            f"Accuracy (greedy, whole test set, 95 % Wilson interval); speedup at K = {k} (median per-request latency ratio, "
+            "bootstrap 95 % interval) and acceptance rate of each tuned target with its distilled draft:\n\n"
+            + headline.to_markdown(index=False),
+            reference_summary(reference, reference_k),
+            "Every table, verdict and caveat: chapter 05 (`notebooks/05_analysis.ipynb`, or the site: `make book`).",
+        ]
+    )

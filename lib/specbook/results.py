@@ -245,6 +245,35 @@ def load_requests(directory: str | Path, run: str):
     return table.merge(written, on="id", validate="one_to_one")
 
 
+class Results:
+    """Chapter 04's runs, as chapter 05 reads them: a run's row, its requests (each file read once),
+    and one column of two runs matched problem by problem."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.runs = load_runs(directory)
+        self.engine = self.runs.engine.iloc[0]
+        self._by_name = self.runs.set_index("run")
+        self._requests = {}
+
+    def run(self, level: str, target: str, draft: str = "alone", k: int = 0, request_set: str = "all"):
+        """One run's row of the table of runs."""
+        return self._by_name.loc[Run(level, target, draft, k, 0.0, self.engine, request_set).name]
+
+    def requests(self, level: str, target: str, draft: str = "alone", k: int = 0, request_set: str = "all"):
+        """One run's requests, in the test set's order."""
+        name = Run(level, target, draft, k, 0.0, self.engine, request_set).name
+        if name not in self._requests:
+            self._requests[name] = load_requests(self.directory, name)
+        return self._requests[name]
+
+    @staticmethod
+    def paired(a, b, column: str):
+        """One column of two runs' requests (`requests`), matched problem by problem: two arrays."""
+        both = a[["id", column]].merge(b[["id", column]], on="id", suffixes=("_a", "_b"), validate="one_to_one")
+        return both[f"{column}_a"].to_numpy(), both[f"{column}_b"].to_numpy()
+
+
 def provenance_line(runs) -> str:
     """Where the rows of a `load_runs` table come from: profile, config hash and commit(s)."""
     values = {key: ", ".join(sorted(set(map(str, runs[key])))) for key in ("profile", "config_hash", "commit")}
