@@ -57,7 +57,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from specbook import bench, figures, findings, lossless, metrics, models, profiles, roofline, specdec, stages, stats
+from specbook import bench, figures, findings, lossless, metrics, models, profiles, roofline, runlock, specdec, stages, stats
 from specbook.engines import NativeEngine, Sampling
 from specbook.paths import NOTEBOOKS, REFERENCE_K, REFERENCE_RUN, artifacts, lib_sources
 from specbook.profiles import ModelShape
@@ -68,6 +68,7 @@ T = P.theory
 seed_everything(P.seed)
 torch.set_grad_enabled(False)
 A = artifacts(profile)
+runlock.hold(profile)  # one run of a profile at a time: a second stops here, naming this one
 OUT = A.theory
 OUT.mkdir(parents=True, exist_ok=True)
 print(stamp(profile), f"· torch threads {torch.get_num_threads()}")

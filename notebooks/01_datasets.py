@@ -62,7 +62,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from specbook import figures, profiles, rationales
+from specbook import figures, profiles, rationales, runlock
 from specbook.answers import extract_answer, is_correct
 from specbook.paths import artifacts
 from specbook.problems import leaked
@@ -72,6 +72,7 @@ from specbook.styles import LABELS, STYLES
 P = profiles.load(profile)
 seed_everything(P.seed)
 A = artifacts(profile)
+runlock.hold(profile)  # one run of a profile at a time: a second stops here, naming this one
 print(stamp(profile))
 
 # %% [markdown]

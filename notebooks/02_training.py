@@ -69,15 +69,31 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from specbook import bench, engines, evaluation, figures, findings, models, pretraining, profiles, rationales, specdec, stages, training
+from specbook import (
+    bench,
+    engines,
+    evaluation,
+    figures,
+    findings,
+    models,
+    pretraining,
+    profiles,
+    rationales,
+    runlock,
+    specdec,
+    stages,
+    training,
+)
 from specbook.paths import NOTEBOOKS, artifacts, lib_sources
 from specbook.profiles import LEVELS
 from specbook.runinfo import machine, seed_everything, stamp
 from specbook.styles import LABELS, STYLES
 
+# %% tags=["hide-input"]
 P = profiles.load(profile)
 seed_everything(P.seed)
 A = artifacts(profile)
+runlock.hold(profile)  # one run of a profile at a time: a second stops here, naming this one
 print(stamp(profile), "· training backend:", training.backend())
 
 

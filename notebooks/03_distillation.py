@@ -77,16 +77,32 @@ import pandas as pd
 from IPython.display import Markdown, display
 from matplotlib.ticker import ScalarFormatter
 
-from specbook import analysis, distillation, engines, evaluation, figures, metrics, pretraining, profiles, rationales, stages, training
+from specbook import (
+    analysis,
+    distillation,
+    engines,
+    evaluation,
+    figures,
+    findings,
+    metrics,
+    pretraining,
+    profiles,
+    rationales,
+    runlock,
+    stages,
+    training,
+)
 from specbook.engines import Speculative
 from specbook.paths import NOTEBOOKS, artifacts, lib_sources
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
 from specbook.styles import LABELS, STYLES
 
+# %% tags=["hide-input"]
 P = profiles.load(profile)
 seed_everything(P.seed)
 A = artifacts(profile)
+runlock.hold(profile)  # one run of a profile at a time: a second stops here, naming this one
 D = P.distill
 chapter_start = time.perf_counter()
 print(stamp(profile), "· training backend:", training.backend())
@@ -325,24 +341,12 @@ results = pd.DataFrame(results)
 display(results.round(3))
 print(f"K = {D.k}, greedy, {D.test_rows} test questions per level ·", stamp(profile))
 
+# %% [markdown]
+# The same acceptance, position by position: the share of target passes that kept the i-th draft
+# token, a panel per target and level, a line per draft.
+
 # %%
-positions = [f"position {i + 1}" for i in range(D.k)]
-fig, axes = plt.subplots(len(STYLES), len(LEVELS), figsize=(12, 6), sharex=True, sharey=True)
-for row_axes, style in zip(axes, STYLES, strict=True):
-    for ax, level in zip(row_axes, LEVELS, strict=True):
-        for _, row in results[(results.level == level) & (results["style"] == style)].iterrows():
-            ax.plot(
-                range(1, D.k + 1), row[positions].astype(float), marker="o", color=METHOD_COLORS[row.draft], label=METHOD_LABELS[row.draft]
-            )
-        ax.set(title=f"{LABELS[style]} target, {level}", ylim=(0, 1), xticks=range(1, D.k + 1))
-    row_axes[0].set_ylabel("share of steps\naccepting token i")
-for ax in axes[-1]:
-    ax.set_xlabel("draft position i")
-if results["acceptance rate"].max() == 0:
-    figures.note_degenerate(axes[0][0], f"no draft token was accepted on the {profile} profile")
-every_draft = {line.get_label(): line for ax in axes.flat for line in ax.get_lines()}  # controls appear on some levels only
-fig.legend(every_draft.values(), every_draft.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-fig.tight_layout()
+fig = figures.acceptance_by_position(results, D.k, profile)
 figures.save(fig, profile, "03_acceptance_by_position")
 plt.show()
 
@@ -350,40 +354,8 @@ plt.show()
 # ## Summary and takeaways
 
 # %%
-by = results.set_index(["level", "style", "draft"])
-
-
-def best_and_gain(level, style):
-    base = by.loc[(level, style, "base"), "acceptance rate"]
-    rates = {m: by.loc[(level, style, m), "acceptance rate"] for m in distillation.methods(D, level)}
-    above = [m for m in rates if rates[m] > base]
-    text = f"{LABELS[style]}: base draft {base:.2f}, " + ", ".join(f"{METHOD_LABELS[m]} {rates[m]:.2f}" for m in rates)
-    if len(rates) == 1:
-        return text
-    return text + f" (best: {METHOD_LABELS[max(rates, key=rates.get)]}; {len(above)} of {len(rates)} trained drafts above the base draft)"
-
-
-lines = [f"- **{level}**: " + "; ".join(best_and_gain(level, style) for style in STYLES) + "." for level in LEVELS]
-cod_distilled = {level: by.loc[(level, "cod", "distilled"), "acceptance rate"] for level in LEVELS}
-cot_vs_cod = [
-    f"{level}: CoD {cod_distilled[level]:.2f} vs CoT {by.loc[(level, 'cot', 'distilled'), 'acceptance rate']:.2f}" for level in LEVELS
-]
 minutes = (time.perf_counter() - chapter_start) / 60
-display(
-    Markdown(
-        "\n".join(
-            [
-                f"Profile `{profile}`, K = {D.k}, greedy, acceptance rate = accepted / proposed draft tokens on "
-                f"{D.test_rows} held-out test questions per level ({stamp(profile)}):",
-                *lines,
-                f"- Distilled drafts, CoD against CoT: {'; '.join(cot_vs_cod)}.",
-                f"- Lowest acceptance of a distilled CoD draft over the levels: {min(cod_distilled.values()):.2f} "
-                f"({min(cod_distilled, key=cod_distilled.get)}).",
-                f"- This run of the chapter took {minutes:.1f} minutes (stages already built are reused, not rebuilt).",
-            ]
-        )
-    )
-)
+display(Markdown(findings.distillation(results, D, profile, minutes)))
 
 # %% [markdown]
 # ## Exercises

@@ -87,17 +87,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from specbook import (
-    benchmarking,
-    evaluation,
-    figures,
-    findings,
-    lossless,
-    pretraining,
-    profiles,
-    results,
-    specdec,
-)
+from specbook import benchmarking, evaluation, figures, findings, lossless, pretraining, profiles, results, runlock, specdec
 from specbook.paths import artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
@@ -106,6 +96,7 @@ from specbook.styles import LABELS, STYLES
 P = profiles.load(profile)
 seed_everything(P.seed)
 A = artifacts(profile)
+runlock.hold(profile)  # one run of a profile at a time: a second stops here, naming this one
 B = P.bench
 chapter_start = time.perf_counter()
 print(stamp(profile), "· engine:", P.engine.kind, "(compiled)" if P.engine.compile else "")

@@ -71,7 +71,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from transformers import AutoTokenizer
 
-from specbook import analysis, distillation, engines, figures, findings, profiles, results
+from specbook import analysis, distillation, engines, figures, findings, profiles, results, runlock
 from specbook.paths import REFERENCE_K, REFERENCE_RUN, artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
@@ -80,6 +80,7 @@ from specbook.styles import LABELS, STYLES
 P = profiles.load(profile)
 seed_everything(P.seed)
 A = artifacts(profile)
+runlock.hold(profile)  # one run of a profile at a time: a second stops here, naming this one
 B = P.bench
 chapter_start = time.perf_counter()
 A.analysis.mkdir(parents=True, exist_ok=True)

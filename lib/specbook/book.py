@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from specbook import profiles, runinfo
+from specbook import profiles, runinfo, runlock
 from specbook.paths import LIB, NOTEBOOKS, artifacts, figures_dir
 
 # Kernel log lines that say nothing about a chapter: jupyter's local kernels talk over TCP on
@@ -73,14 +73,14 @@ def fingerprint(notebook: Path, profile: str) -> str:
 
 
 def _files(profile: str) -> dict[str, list[int]]:
-    """Size and modification time of every artifact of the profile (the executed notebooks aside)."""
-    roots, notebooks = [artifacts(profile).root, figures_dir(profile)], artifacts(profile).notebooks
+    """Size and modification time of every artifact of the profile (the executed notebooks and the run's lock aside)."""
+    roots, notebooks, lock = [artifacts(profile).root, figures_dir(profile)], artifacts(profile).notebooks, runlock.lock_file(profile)
     return {
         str(path): [(stat := path.stat()).st_size, stat.st_mtime_ns]
         for root in roots
         if root.exists()
         for path in root.rglob("*")
-        if path.is_file() and notebooks not in path.parents
+        if path.is_file() and notebooks not in path.parents and path != lock
     }
 
 
@@ -200,16 +200,24 @@ def keep_final_progress(path: Path) -> None:
 
 
 def run(profile: str, only: list[str] | None = None, force: bool = False) -> int:
-    import papermill as pm
-    from nbclient.exceptions import DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
     try:
         profiles.load(profile)
     except profiles.ProfileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    todo = select(only)
+    try:
+        with runlock.running(profile):
+            return _run(profile, select(only), force)
+    except runlock.ProfileBusy as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(profile: str, todo: list[Path], force: bool) -> int:
+    import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
     out_dir = artifacts(profile).notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     engine, seconds, book = _status_engine(), {}, chapters()

@@ -67,6 +67,34 @@ def speedup_against_k(ax, sweep) -> None:
     integer_ticks((ax, "x"))
 
 
+def acceptance_by_position(results, k: int, profile: str):
+    """Chapter 03: the share of steps accepting the i-th draft token, a panel per tuned target and
+    level, a line per draft. `results`: a row per (level, style, draft) with columns "position i"."""
+    import matplotlib.pyplot as plt
+
+    from specbook.analysis import DRAFT_LABELS
+    from specbook.distillation import METHODS
+    from specbook.profiles import LEVELS
+
+    colors = {"base": COLORS["base"], **dict(zip(METHODS, PALETTE[2:], strict=False))}
+    positions = [f"position {i + 1}" for i in range(k)]
+    fig, axes = plt.subplots(len(STYLES), len(LEVELS), figsize=(12, 6), sharex=True, sharey=True)
+    for row_axes, style in zip(axes, STYLES, strict=True):
+        for ax, level in zip(row_axes, LEVELS, strict=True):
+            for _, row in results[(results.level == level) & (results["style"] == style)].iterrows():
+                ax.plot(range(1, k + 1), row[positions].astype(float), marker="o", color=colors[row.draft], label=DRAFT_LABELS[row.draft])
+            ax.set(title=f"{LABELS[style]} target, {level}", ylim=(0, 1), xticks=range(1, k + 1))
+        row_axes[0].set_ylabel("share of steps\naccepting token i")
+    for ax in axes[-1]:
+        ax.set_xlabel("draft position i")
+    if results["acceptance rate"].max() == 0:
+        note_degenerate(axes[0][0], f"no draft token was accepted on the {profile} profile")
+    every_draft = {line.get_label(): line for ax in axes.flat for line in ax.get_lines()}  # controls appear on some levels only
+    fig.legend(every_draft.values(), every_draft.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def speedup_by_draft(at_k, k: int):
     """Chapter 04: each tuned target's speedup with every draft at K = k, per level (95 % interval;
     hatched: an unstable run). `at_k`: timed runs at K = k, targets by label."""

@@ -368,3 +368,37 @@ def readme_results(
             "Every table, verdict and caveat: chapter 05 (`notebooks/05_analysis.ipynb`, or the site: `make book`).",
         ]
     )
+
+
+def distillation(results, D, profile: str, minutes: float) -> str:
+    """Chapter 03's summary: each draft's acceptance rate against the base draft's, per level and
+    target, and the distilled CoD drafts against the CoT ones. `results`: a row per (level, style, draft)."""
+    from specbook.analysis import DRAFT_LABELS
+    from specbook.distillation import methods
+    from specbook.profiles import LEVELS
+    from specbook.runinfo import stamp
+    from specbook.styles import LABELS, STYLES
+
+    by = results.set_index(["level", "style", "draft"])["acceptance rate"]
+
+    def best_and_gain(level, style):
+        base = by[level, style, "base"]
+        rates = {m: by[level, style, m] for m in methods(D, level)}
+        text = f"{LABELS[style]}: base draft {base:.2f}, " + ", ".join(f"{DRAFT_LABELS[m]} {rates[m]:.2f}" for m in rates)
+        if len(rates) == 1:
+            return text
+        above = sum(rate > base for rate in rates.values())
+        return text + f" (best: {DRAFT_LABELS[max(rates, key=rates.get)]}; {above} of {len(rates)} trained drafts above the base draft)"
+
+    cod = {level: by[level, "cod", "distilled"] for level in LEVELS}
+    cot_vs_cod = "; ".join(f"{level}: CoD {cod[level]:.2f} vs CoT {by[level, 'cot', 'distilled']:.2f}" for level in LEVELS)
+    return "\n".join(
+        [
+            f"Profile `{profile}`, K = {D.k}, greedy, acceptance rate = accepted / proposed draft tokens on "
+            f"{D.test_rows} held-out test questions per level ({stamp(profile)}):",
+            *(f"- **{level}**: " + "; ".join(best_and_gain(level, style) for style in STYLES) + "." for level in LEVELS),
+            f"- Distilled drafts, CoD against CoT: {cot_vs_cod}.",
+            f"- Lowest acceptance of a distilled CoD draft over the levels: {min(cod.values()):.2f} ({min(cod, key=cod.get)}).",
+            f"- This run of the chapter took {minutes:.1f} minutes (stages already built are reused, not rebuilt).",
+        ]
+    )

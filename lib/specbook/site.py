@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from specbook import book
+from specbook import book, runlock
 from specbook.paths import NOTEBOOKS, artifacts
 from specbook.runinfo import stamp
 
@@ -124,7 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="tiny")
     args = parser.parse_args(argv)
-    index = build(args.profile)
+    try:
+        with runlock.running(args.profile):  # the executed chapters must not change while the site is built from them
+            index = build(args.profile)
+    except runlock.ProfileBusy as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"the book on {args.profile} as a website: {index} (open it in a browser; it loads nothing from the network)")
     return 0
 
