@@ -43,7 +43,7 @@
 #   difference is a bug and is listed).
 # - **Speedup** = the target-alone latency / the speculative latency of the same request, same engine
 #   and settings, one request at a time, the configurations taking turns on each request so that the
-#   machine's drift hits all alike (`bench.timed_requests`); the median over requests with a
+#   machine's drift hits all alike (`specbook.bench.timed_requests`); the median over requests with a
 #   bootstrap 95 % interval. Timing runs on the first `bench.timing_rows` test questions of a level,
 #   each timed in `bench.rounds` rounds; the spread of the rounds' speedups is kept with each run.
 # - Beside it the **prediction** E(α, K) / (K·c + v(K)) of chapter 00, from the run's own α and the
@@ -172,7 +172,7 @@ print(f"greedy, whole test set, at most {B.max_new_tokens} new tokens ·", stamp
 
 # %%
 first = LEVELS[0]
-costs = benchmarking.step_costs(models, timing_rows[first], accuracy[first, "cod"]["runs"].mean_tokens)
+costs = benchmarking.step_costs(models, timing_rows[first], accuracy[first, "cod"]["runs"].mean_tokens, level=first, style="cod")
 if costs is not None:
     v = pd.DataFrame({"verify K+1 tokens (ms)": costs.verify_ms, "v(K) = verify / step": costs.v})
     display(v.T.rename(columns=lambda k: f"K={k}").round(3))
@@ -186,9 +186,9 @@ if costs is not None:
 # distilled draft at every K of `bench.ks`, all greedy (`Models.configs`).
 #
 # Every request is timed in `bench.rounds` rounds, the configurations taking turns within each
-# round (`bench.timed_requests`), so that the machine's drift hits all alike. A request's latency is
-# the median of its rounds, and each round's own speedup is kept: a run whose rounds disagree by
-# more than `results.UNSTABLE_SPREAD` of their median is marked unstable.
+# round (`specbook.bench.timed_requests`), so that the machine's drift hits all alike. A
+# request's latency is the median of its rounds, and each round's own speedup is kept: a run whose
+# rounds disagree by more than `results.UNSTABLE_SPREAD` of their median is marked unstable.
 #
 # Each run is graded, compared token by token with the target alone, set beside the model's
 # prediction (`results.timed_metrics`) and written to `data/<profile>/results/`. The timed
@@ -217,7 +217,10 @@ runs = results.load_runs(A.results)
 timed_table = runs[runs.request_set == "timed"].assign(target=lambda t: t.target.map(LABELS))
 by = timed_table.set_index(["level", "target", "draft", "k"])
 display(timed_table[list(results.TIMED_COLUMNS)].rename(columns=results.TIMED_COLUMNS).round(3))
-print(f"greedy, batch 1, {B.timing_rows} timed questions per level, {B.rounds} rounds each ·", results.provenance_line(timed_table))
+print(
+    f"greedy, batch 1, {B.timing_rows} timed questions per level, {B.rounds} rounds each; unstable: spread above {results.UNSTABLE_SPREAD}"
+)
+print(results.provenance_line(timed_table))
 
 # %% [markdown]
 # ## The reference run's speculative configurations on the whole test set
@@ -363,7 +366,8 @@ print(f"K = {B.k} ·", stamp(profile))
 #
 # Each tuned target with every draft at K = `bench.k` and with prompt lookup: the speedup with its
 # interval, and the acceptance that explains it. A hatched bar is an unstable run (its rounds
-# disagree). A control draft exists only on `distill.control_levels`: no bar elsewhere.
+# disagree). The control drafts (teacher data and white box, chapter 03) exist only on
+# `distill.control_levels`: no bar elsewhere.
 
 # %%
 at_k = timed_table[(timed_table.k == B.k) & (timed_table.draft != "alone")]
@@ -471,7 +475,7 @@ display(Markdown(summary))
 #
 # 1. Time the CoD pair at K = 1 and K = 8. Where does the measured speedup leave the prediction,
 #    and which of c, v(K) and α explains it?
-# 2. Compile the target (`bench.compile`). Which gets faster, the target alone or speculation?
+# 2. Compile the target (`engine.compile`). Which gets faster, the target alone or speculation?
 # 3. Take the coloured answer above: which kinds of token does the draft miss? Check your guess
 #    against chapter 05's rejection analysis.
 #

@@ -32,7 +32,7 @@
 # does speculative decoding cut generation time without changing what the target writes; does
 # training on Chain of Draft instead of Chain of Thought cut tokens, raise draft acceptance and keep
 # accuracy? This chapter answers them from what chapters 01-04 wrote (`data/<profile>/results/`,
-# read with `results.load_runs`): it trains, generates and times nothing, and runs in seconds
+# read back with `results.Results`): it trains, generates and times nothing, and runs in seconds
 # (`make figures` re-renders it alone).
 #
 # - The reference run's three tables per level (accuracy, speed, tokens) with this profile's
@@ -130,7 +130,7 @@ for level in LEVELS:
         verdicts.append(analysis.speculation_faster(level, LABELS[style], B.k, r.speedup, r.speedup_low, r.speedup_high, r.unstable))
 
 # %% [markdown]
-# And the CoD pair at its best K. Choosing the best of eight K and reporting it on the same
+# And the CoD pair at its best K. Choosing the best K of `bench.ks` and reporting it on the same
 # requests would flatter it, so the K is chosen on the even-numbered timed requests and its speedup
 # reported on the odd-numbered ones (`analysis.best_k_verdict`).
 
@@ -271,9 +271,9 @@ speed_table = analysis.speed_table(R, reference, B.k)
 speed_table.to_csv(A.analysis / "speed.csv", index=False)
 display(speed_table.round(3))
 print(
-    f"greedy, batch 1, K = {B.k}, {B.timing_rows} timed questions per level in {B.rounds} rounds; acceptance on the whole test set ·",
-    SOURCE,
+    f"greedy, batch 1, K = {B.k}, {B.timing_rows} timed questions per level in {B.rounds} rounds (unstable: spread above {results.UNSTABLE_SPREAD})"
 )
+print("acceptance on the whole test set ·", SOURCE)
 
 # %% [markdown]
 # Tokens: mean tokens per answer on the whole test set. The base target answers in the CoT format it

@@ -1,6 +1,6 @@
 import pytest
 
-from specbook import jsonl
+from specbook import jsonl, stages
 from specbook.stages import Stage
 
 
@@ -143,3 +143,37 @@ def test_a_cached_result_is_computed_once_per_params_and_code(tmp_path, capsys):
     code.write_text("v2")
     stages.cached(tmp_path / "m", {"k": 2}, compute, inputs=[code])
     assert len(calls) == 3
+
+
+def test_a_damaged_output_of_one_stage_stops_the_stage_that_reads_it(tmp_path):
+    made = tmp_path / "data" / "smoke" / "model"
+    made.mkdir(parents=True)
+    weights = made / "model.safetensors"
+    weights.write_bytes(b"\x00" * 64)
+    Stage(made, {"n": 1}).finish({})
+    assert Stage(tmp_path / "next", {}, [weights]).inputs[str(weights)] == stages.file_hash(weights)  # intact: read as before
+    weights.write_bytes(b"\x00" * 32)  # truncated, as a full disk or a killed copy leaves it
+    with pytest.raises(stages.DamagedArtifact) as err:
+        Stage(tmp_path / "next", {}, [weights])
+    said = str(err.value)
+    assert str(weights) in said and f"{made} wrote it as 64 bytes" in said and "now 32 bytes" in said
+    assert "make run-all PROFILE=smoke" in said
+    unlisted = tmp_path / "notes.txt"
+    unlisted.write_text("a file no stage wrote")
+    assert Stage(tmp_path / "other", {}, [unlisted]).inputs  # no manifest lists it: nothing to check it against
+
+
+def test_a_folder_written_file_by_file_is_checked_whole_by_its_reader(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for name in ["a.csv", "b.csv"]:
+        (folder / name).write_text(f"{name}\n")
+        stages.record_outputs(folder, [folder / name])
+    stages.check_outputs(folder)
+    (folder / "a.csv").write_text("edited by hand\n")
+    with pytest.raises(stages.DamagedArtifact, match=r"a\.csv is damaged: .* now 15 bytes"):
+        stages.check_outputs(folder)
+    (folder / "a.csv").write_text("a.csv\n")
+    (folder / "b.csv").unlink()
+    with pytest.raises(stages.DamagedArtifact, match=r"b\.csv is damaged: .* now missing"):
+        stages.check_outputs(folder)

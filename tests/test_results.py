@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from specbook import lossless, profiles, results
+from specbook import lossless, profiles, results, stages
 from specbook.engines import Generation
 from specbook.evaluation import grade
 
@@ -171,3 +171,13 @@ def test_results_reads_a_run_its_requests_and_pairs_two_runs_by_problem(tmp_path
     assert R.requests("easy", "cod", request_set="timed") is a  # each file read once
     first, second = R.paired(a, b.iloc[::-1], "correct")  # matched by id, whatever the order
     assert list(first) == list(second) == [True, False, False]
+
+
+def test_a_results_file_changed_after_chapter_04_wrote_it_is_refused(tmp_path):
+    s = grade(ROWS, generations())
+    results.write(tmp_path, RUN, s, results.run_metrics(s), results.provenance(profiles.load("smoke"), "native", {}))
+    assert len(results.load_runs(tmp_path)) == 1  # the folder's manifest is not a run
+    csv_path = tmp_path / f"{RUN.name}.csv"
+    csv_path.write_text(csv_path.read_text().replace("q1", "q9"))
+    with pytest.raises(stages.DamagedArtifact, match=f"{RUN.name}.csv is damaged"):
+        results.load_runs(tmp_path)

@@ -177,6 +177,7 @@ def step_costs(models: Models, rows: list[dict], mean_tokens: float, level: str 
         return bench.step_costs(engine.model, draft_model, B.ks, context=context, repeats=T.timing_repeats, rounds=5)
 
     settings = {"context": context, "ks": B.ks, "repeats": T.timing_repeats}
+    print(f"step costs at a context of {context} tokens ({level} {LABELS[style]} target and its distilled draft)")
     return models.cached("step_costs", measure, settings, [models.target(style, level), draft])["runs"]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specbook import jsonl, lossless, metrics, profiles, stats
+from specbook import jsonl, lossless, metrics, profiles, stages, stats
 from specbook.evaluation import Score
 from specbook.runinfo import commit, machine
 
@@ -195,6 +195,7 @@ def write(
     path = directory / f"{run.name}.json"
     record = _strict({"run": run.name, **dataclasses.asdict(run), "metrics": run_metrics, "provenance": source})
     path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
+    stages.record_outputs(directory, [directory / f"{run.name}.csv", directory / f"{run.name}.requests.jsonl", path])
     return path
 
 
@@ -203,8 +204,9 @@ def load_runs(directory: str | Path):
     (an interval `x_ci` as `x_low` and `x_high`) and its provenance (profile, config hash, commit)."""
     import pandas as pd
 
+    stages.check_outputs(directory)  # every file as chapter 04 wrote it: a hand edit or a half-written file stops here
     rows = []
-    for path in sorted(Path(directory).glob("*.json")):
+    for path in sorted(p for p in Path(directory).glob("*.json") if p.name != stages.MANIFEST):
         record = json.loads(path.read_text())
         if "request_set" not in record:
             raise ValueError(f"{path} has no run fields (written by older code): run chapter 04 again (make run-all NB=04 FORCE=1)")

@@ -30,6 +30,71 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
+class DamagedArtifact(RuntimeError):
+    pass
+
+
+def writer_record(path: str | Path) -> tuple[Path, dict] | None:
+    """The manifest of the stage (or folder) that wrote `path` and what it recorded of the file
+    ({"bytes", "sha256"}), or None for a file no manifest lists (a source file, a Hub model)."""
+    path = Path(path)
+    for folder in path.parents:
+        manifest = folder / MANIFEST
+        if manifest.is_file():
+            recorded = json.loads(manifest.read_text()).get("outputs", {}).get(str(path.relative_to(folder)))
+            if recorded:
+                return manifest, recorded
+    return None
+
+
+def _profile_of(path: Path) -> str:
+    parts = path.resolve().parts
+    return parts[parts.index("data") + 1] if "data" in parts[:-1] else "<profile>"
+
+
+def damaged(path: str | Path, manifest: Path, recorded: dict, digest: str | None) -> DamagedArtifact:
+    path = Path(path)
+    now = f"{path.stat().st_size} bytes with sha256 {digest[:12]}…" if digest else "missing"
+    return DamagedArtifact(
+        f"{path} is damaged: {manifest.parent} wrote it as {recorded['bytes']} bytes with sha256 {recorded['sha256'][:12]}…, "
+        f"and it is now {now}. Nothing is computed from it: run the book again (make run-all PROFILE={_profile_of(path)}); "
+        "the chapter that wrote it sees the change and makes it again."
+    )
+
+
+def checked_hash(path: str | Path) -> str:
+    """The file's sha256, checked against what the stage that wrote it recorded (`writer_record`):
+    a file changed since (a truncated model, a hand edit, a half-written copy) raises
+    DamagedArtifact instead of feeding the stages after it."""
+    digest = file_hash(path)
+    found = writer_record(path)
+    if found and found[1]["sha256"] != digest:
+        raise damaged(path, *found, digest)
+    return digest
+
+
+def record_outputs(directory: str | Path, files: Iterable[str | Path]) -> None:
+    """Add `files` to the manifest of a folder written file by file (chapter 04's results), so
+    that its readers can check them (`check_outputs`) as a stage's are checked."""
+    manifest = Path(directory) / MANIFEST
+    outputs = json.loads(manifest.read_text())["outputs"] if manifest.is_file() else {}
+    for p in map(Path, files):
+        outputs[str(p.relative_to(directory))] = {"bytes": p.stat().st_size, "sha256": file_hash(p)}
+    manifest.write_text(json.dumps({"commit": commit(), "outputs": dict(sorted(outputs.items()))}, indent=1))
+
+
+def check_outputs(directory: str | Path) -> None:
+    """Every file the folder's manifest lists, as it was written: DamagedArtifact for the first changed or missing one."""
+    manifest = Path(directory) / MANIFEST
+    if not manifest.is_file():
+        return
+    for name, recorded in json.loads(manifest.read_text())["outputs"].items():
+        path = Path(directory) / name
+        digest = file_hash(path) if path.is_file() else None
+        if digest != recorded["sha256"]:
+            raise damaged(path, manifest, recorded, digest)
+
+
 def fingerprint(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -52,7 +117,7 @@ class Stage:
     def __init__(self, directory: str | Path, params: dict, inputs: list[str | Path] = ()):
         self.directory = Path(directory)
         self.params = params
-        self.inputs = {str(p): file_hash(p) for p in inputs}
+        self.inputs = {str(p): checked_hash(p) for p in inputs}
         self.fingerprint = fingerprint({"params": params, "inputs": self.inputs})
 
     @property

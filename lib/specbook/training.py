@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from specbook import models
 from specbook.prompts import STUDENT_SYSTEM, chat_prompt
-from specbook.stages import Stage, file_hash
+from specbook.stages import Stage, checked_hash
 
 TRAINING_LOG = "log.jsonl"  # in a fine-tune's checkpoints folder: every log dict the Trainer wrote
 
@@ -282,7 +282,7 @@ def _load(model: str) -> PreTrainedModel:
 
 def _weights(model: str) -> dict[str, str]:
     """The hashes of a local model's weight files (a Hub id: none, it is named by its id)."""
-    return {p.name: file_hash(p) for p in sorted(Path(model).glob("*.safetensors"))} if Path(model).is_dir() else {}
+    return {p.name: checked_hash(p) for p in sorted(Path(model).glob("*.safetensors"))} if Path(model).is_dir() else {}
 
 
 # The teacher's distribution at each rationale token, kept as its most likely tokens: the tail
@@ -397,7 +397,7 @@ def merge(adapter_dir: str | Path, out_dir: str | Path) -> Path:
     if not (Path(adapter_dir) / "adapter_config.json").exists():
         return Path(adapter_dir)
     out_dir = Path(out_dir)
-    stage = Stage(out_dir, params={"adapter": file_hash(Path(adapter_dir) / "adapter_model.safetensors")})
+    stage = Stage(out_dir, params={"adapter": checked_hash(Path(adapter_dir) / "adapter_model.safetensors")})
     if not stage.done():
         merged(adapter_dir).save_pretrained(out_dir)
         AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(out_dir)
