@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from specbook import models
 from specbook.profiles import ModelShape
@@ -20,9 +21,16 @@ def tiny_model():
     """Makes the tests' models: a small random Qwen3 in float64 (outputs cannot flip on rounding)
     with a sharpened head (decisive argmaxes, next-token distributions far from flat)."""
 
-    def make(vocab: int, seed: int, layers: int = 1, logit_scale: float = 40.0, eos_token_id: int | None = None):
-        model = models.untrained(tiny_shape(layers), vocab, seed, logit_scale).double()
+    def make(vocab: int, seed: int, layers: int = 1, logit_scale: float = 40.0, eos_token_id: int | None = None, device="cpu"):
+        model = models.untrained(tiny_shape(layers), vocab, seed, logit_scale).double().to(device)
         model.config.eos_token_id = model.generation_config.eos_token_id = eos_token_id
         return model
 
     return make
+
+
+@pytest.fixture(scope="module", params=["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
+def device(request):
+    """Where the decoder's tests run: the CPU, and the GPU wherever one is at hand, so that
+    `pytest tests/test_specdec.py` on a GPU machine tests the decoder there too."""
+    return torch.device(request.param)
