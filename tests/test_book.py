@@ -8,7 +8,7 @@ import jupytext
 import nbformat
 import pytest
 
-from specbook import book, profiles, rationales, runinfo, training
+from specbook import book, killtest, profiles, rationales, runinfo, training
 from specbook.paths import NOTEBOOKS, ROOT, Artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import stamp
@@ -550,3 +550,9 @@ def test_an_executed_chapter_keeps_each_progress_bars_final_line(tmp_path):
     assert [o.output_type for o in outputs] == ["stream", "stream", "execute_result"]
     assert outputs[0].text == "loading\n"
     assert outputs[1].text == "train: 100%|#  | 100/100\nsaved: 100%\n"
+
+
+@pytest.mark.chapters
+def test_a_book_killed_at_a_few_moments_and_run_again_ends_where_an_uninterrupted_run_ends(smoke_run, tmp_path):
+    """The short version of `make kill-test`: three kills, one at a stage boundary."""
+    assert killtest.run("smoke", kills=3, how="KILL", seed=0, workdir=tmp_path, reference=smoke_run) == 0
