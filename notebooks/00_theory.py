@@ -18,13 +18,18 @@
 # %% [markdown]
 # # 00 · Theory: speculative decoding from scratch
 #
-# A large model writes one token per forward pass. Speculative decoding lets a small model guess
-# several tokens and the large one check them all in one pass, without changing what it writes.
-# In this chapter you will
+# The book asks whether a model fine-tuned to reason in short drafts (Chain of Draft, CoD) instead
+# of full sentences (Chain of Thought, CoT) answers as well, in fewer tokens, and how much faster
+# both run with speculative decoding. This chapter is about the second part.
+#
+# A large model (the *target*) writes one token per forward pass. Speculative decoding lets a small
+# model (the *draft*) guess K tokens and the target check them all in one pass, without changing
+# what the target writes. In this chapter you will
 # - see why a decoding step is bound by memory, not arithmetic, and what that leaves free;
 # - write the algorithm out in full, and prove and test that its output is the target's;
-# - derive how many tokens one step yields, E(α, K), and the speedup that buys;
-# - measure acceptance and speed on small models here, beside that model.
+# - derive how many tokens one step yields, E(α, K), where α is the chance that a draft token is
+#   accepted, and the speedup that buys;
+# - measure acceptance and speed on small models here, beside that speedup model.
 
 # %% tags=["remove-input"]
 from specbook.figures import where_we_are
@@ -105,7 +110,7 @@ CONTEXT = 512  # tokens already in the KV cache: a question plus part of an answ
 hw = roofline.H100_SXM
 tiny_target = roofline.Architecture("this profile's target", T.target, T.vocab_size, tied_embeddings=False)
 steps_table = roofline.step_table([roofline.QWEN3_14B, roofline.QWEN3_0_6B, tiny_target], hw, CONTEXT)
-display(steps_table.style.format("{:,.4g}"))
+display(steps_table.style.format("{:,.4g}").format({"parameters (M)": "{:,.1f}", "max tokens/s at batch 1": "{:,.0f}"}))
 
 # %% [markdown]
 # > **c, the step-cost ratio.** The time of one draft step over one target step. It decides how
@@ -141,7 +146,11 @@ pass_costs = cached(
     ),
 )
 measured_ratio = {1: 1.0, **{k + 1: v for k, v in pass_costs.v.items()}}
-print({n: round(ms, 2) for n, ms in {1: pass_costs.target_ms, **{k + 1: ms for k, ms in pass_costs.verify_ms.items()}}.items()}, "ms")
+print(
+    "median ms per pass:",
+    {n: round(ms, 2) for n, ms in {1: pass_costs.target_ms, **{k + 1: ms for k, ms in pass_costs.verify_ms.items()}}.items()},
+)
+print("a pass over n tokens / a 1-token step, the median of the rounds' ratios:", {n: round(r, 2) for n, r in measured_ratio.items()})
 
 # %%
 gpu_ratio = {n: roofline.forward_time(roofline.QWEN3_14B, hw, n, CONTEXT) / step_s[roofline.QWEN3_14B.name] for n in [*ns, 64, 256, 1024]}
@@ -248,7 +257,9 @@ def residual_from_p(p, q, r):  # wrong: the rejected token can come back
 #
 # A first check, on the pair of the step above. As temperature → 0 the distributions become
 # one-hot: acceptance means "the draft's token is the target's argmax", and the output must equal
-# the target's own greedy decoding, token for token (float32 on a CPU).
+# the target's own greedy decoding, token for token (float32 on a CPU). This untrained pair agrees
+# rarely, so the check mostly exercises rejections; chapter 04 checks every greedy answer of the
+# trained pairs, which accept most of their proposals.
 
 # %%
 prompt = list(range(1, 9))
@@ -327,6 +338,7 @@ def draw_samples():
 
 
 samples, branches = cached("lossless_samples", draw_samples)
+print(f"of the lib's {N} runs at each K, how many reached each branch a wrong decoder could get wrong:")
 display(pd.DataFrame(branches).T.rename_axis("K"))
 
 # %% [markdown]

@@ -24,7 +24,7 @@
 # - check the files every later chapter reads: no test question in training, every answer right.
 #
 # > **Chain of Thought (CoT)**: a worked answer in full sentences, one step per line (Wei et al. 2022).
-# > **Chain of Draft (CoD)**: the same steps as terse drafts, about one equation each (Xu et al. 2025).
+# > **Chain of Draft (CoD)**: the same steps as terse drafts of a few symbols each, an equation or two per line (Xu et al. 2025).
 # > **Teacher**: the model (or, offline, the rules) that writes both kinds of answer for training.
 #
 # Every later chapter trains on or is measured against the files this chapter writes. For each
@@ -62,7 +62,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from specbook import figures, profiles, rationales, runlock
+from specbook import figures, findings, profiles, rationales, runlock
 from specbook.answers import extract_answer, is_correct
 from specbook.paths import artifacts
 from specbook.problems import leaked
@@ -219,15 +219,7 @@ for path in figures.save(fig, profile, "01_token_lengths"):
 # ## Summary and takeaways
 
 # %%
-lines = [
-    f"- **{level}**: {row.kept} training rows kept of {row.train_candidates}; CoD averages "
-    f"{row.cod_mean_tokens:.1f} tokens against {row.cot_mean_tokens:.1f} for CoT "
-    f"({100 * (1 - row.cod_over_cot):.0f} % fewer), after dropping the {row.dropped_cod_not_shorter} problems whose CoD was "
-    f"not shorter than their CoT (a filter: the kept rows are shorter by construction, so CoD's brevity is a property of the "
-    f"rationales kept, not a finding)."
-    for level, row in stats.iterrows()
-]
-display(Markdown("\n".join(lines) + f"\n\n*{stamp(profile)} · datasets built at commit {report['built_at']}*"))
+display(Markdown(findings.datasets(stats, stamp(profile), report["built_at"])))
 
 # %% [markdown]
 # ## Exercises

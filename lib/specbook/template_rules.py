@@ -189,4 +189,4 @@ def leg_rationales(animals: dict[str, int], answer: str) -> Rationales:
         cot.append(cot_line + ".")
         cod.append(cod_line)
     end = final_answer_line(answer)
-    return Rationales(cot="\n".join(cot + [end]), cod="\n".join(cod + [end]), rules={"metadata": 1})
+    return Rationales(cot="\n".join(cot + [end]), cod="\n".join(cod + [end]), rules={"metadata": len(cod)})  # a step per line
