@@ -268,6 +268,14 @@ def _run(profile: str, todo: list[Path], force: bool) -> int:
                 flush=True,
             )
             return 1
+        except KeyboardInterrupt:  # Ctrl-C: the chapter is not recorded as run; its finished stages are kept
+            print(
+                f"\ninterrupted in {notebook.stem}: what its stages finished is kept, and long stages resume from their "
+                f"checkpoints; `make run-all PROFILE={profile}` goes on from there",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 130
         finally:
             if output.exists():
                 keep_final_progress(output)
