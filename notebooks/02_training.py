@@ -61,9 +61,6 @@ from specbook.runinfo import quiet_known_warnings
 quiet_known_warnings()  # first: some libraries warn as they load
 
 
-import dataclasses
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -86,7 +83,7 @@ from specbook import (
 )
 from specbook.paths import NOTEBOOKS, artifacts, lib_sources
 from specbook.profiles import LEVELS
-from specbook.runinfo import machine, seed_everything, stamp
+from specbook.runinfo import seed_everything, stamp
 from specbook.styles import LABELS, STYLES
 
 # %% tags=["hide-input"]
@@ -98,11 +95,9 @@ print(stamp(profile), "· training backend:", training.backend())
 
 
 def cached(name, compute, params, models_used):
-    """A measurement of this chapter, reused while its settings, the models' weights, this machine and the code are unchanged."""
-    weights = [f for m in models_used if Path(m).is_dir() for f in sorted(Path(m).glob("*.safetensors"))]  # Hub ids: by name
+    """A measurement of this chapter (`stages.measured`, a timing: per machine)."""
     code = [NOTEBOOKS / "02_training.py", *lib_sources("bench", "engines", "evaluation", "models", "specdec")]
-    params = {**params, "models": [str(m) for m in models_used], "engine": dataclasses.asdict(P.engine), "machine": machine()}
-    return stages.cached(A.cached("02_training", name), params, compute, inputs=code + weights)
+    return stages.measured(A.cached("02_training", name), compute, params, models_used, code, engine=P.engine, per_machine=True)
 
 
 # %% [markdown]

@@ -70,7 +70,6 @@ quiet_known_warnings()  # first: some libraries warn as they load
 
 import dataclasses
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -288,11 +287,9 @@ plt.show()
 
 # %%
 def cached(name, compute, params, models_used):
-    """A measurement of this chapter, reused while its settings, the models' weights and the code are unchanged."""
-    weights = [f for m in models_used if Path(m).is_dir() for f in sorted(Path(m).glob("*.safetensors"))]
+    """A measurement of this chapter (`stages.measured`)."""
     code = [NOTEBOOKS / "03_distillation.py", *lib_sources("engines", "evaluation", "metrics", "models", "specdec")]
-    params = {**params, "models": [str(m) for m in models_used], "engine": dataclasses.asdict(P.engine)}
-    return stages.cached(A.cached("03_distillation", name), params, compute, inputs=code + weights)
+    return stages.measured(A.cached("03_distillation", name), compute, params, models_used, code, engine=P.engine)
 
 
 # %% [markdown]

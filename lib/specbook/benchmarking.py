@@ -80,20 +80,16 @@ class Models:
         return out
 
     def cached(self, name: str, compute, settings: dict, models_used: list):
-        """A measurement of chapter 04, reused while its settings, the models' weights, this machine
-        and the code are unchanged: {"runs": compute(), "provenance": where and when it was made}."""
-        weights = [f for m in models_used if Path(m).is_dir() for f in sorted(Path(m).glob("*.safetensors"))]  # Hub ids: by name
-        settings = {
-            **settings,
-            "models": [str(m) for m in models_used],
-            "engine": dataclasses.asdict(self.P.engine),
-            "machine": machine(),
-        }
+        """A measurement of chapter 04 (`stages.measured`, per machine), with where and when it was
+        made: {"runs": compute(), "provenance": ...}."""
+        engine = self.P.engine
+        full = {**settings, "models": [str(m) for m in models_used], "engine": dataclasses.asdict(engine), "machine": machine()}
 
         def made():
-            return {"runs": compute(), "provenance": results.provenance(self.P, self.P.engine.kind, settings)}
+            return {"runs": compute(), "provenance": results.provenance(self.P, engine.kind, full)}
 
-        return stages.cached(self.A.cached("04_benchmarking", name), settings, made, inputs=[*CODE, *weights])
+        directory = self.A.cached("04_benchmarking", name)
+        return stages.measured(directory, made, settings, models_used, list(CODE), engine=engine, per_machine=True)
 
 
 def test_sets(A) -> dict:

@@ -200,3 +200,22 @@ def cached(directory: str | Path, params: dict, compute: Callable[[], T], inputs
         pickle.dump(result, f)
     stage.finish({}, outputs=[path])
     return result
+
+
+def measured(
+    directory: str | Path, compute: Callable[[], T], settings: dict, models: list, code: list[Path], engine=None, per_machine=False
+) -> T:
+    """A chapter's measurement (`cached`), reused while its settings, the models' weights (`models`:
+    folders, or Hub ids named by their id), the code, the engine's settings and, for a timing
+    (`per_machine`), this machine are unchanged."""
+    import dataclasses
+
+    from specbook.runinfo import machine
+
+    weights = [f for m in models if Path(m).is_dir() for f in sorted(Path(m).glob("*.safetensors"))]
+    settings = {**settings, "models": [str(m) for m in models]}
+    if engine is not None:
+        settings["engine"] = dataclasses.asdict(engine)
+    if per_machine:
+        settings["machine"] = machine()
+    return cached(directory, settings, compute, inputs=[*code, *weights])
