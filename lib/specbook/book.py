@@ -288,6 +288,7 @@ def _run(profile: str, todo: list[Path], force: bool) -> int:
             "seconds": seconds[notebook.stem],
             "started_ns": started_ns,
             "ended_ns": time.time_ns(),
+            "machine": runinfo.machine(),
             "files": _files(profile),
         }
         _record(profile, notebook).write_text(json.dumps(record, indent=1))
@@ -298,6 +299,30 @@ def _run(profile: str, todo: list[Path], force: bool) -> int:
         print(f"  {name:<16} {'current' if s is None else _minutes(s):>9}")
     print(f"  executed notebooks: {out_dir}\n  figures:            {figures_dir(profile)}", flush=True)
     return 0
+
+
+def run_time(profile: str) -> str | None:
+    """The book's last run on `profile`, from its chapters' records: minutes per chapter and in all,
+    the commit(s) and the machine; None unless every chapter has a record."""
+    records = {nb.stem: _read_record(profile, nb) for nb in chapters()}
+    if not records or any(r is None for r in records.values()):
+        return None
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in records.values() if r.get("machine")}
+    if not machines:  # recorded by older code: the machine chapter 04's results say they were timed on
+        machines = {json.dumps(json.loads(p.read_text())["provenance"]["machine"], sort_keys=True) for p in _results_records(profile)}
+    if len(machines) == 1:
+        machine = json.loads(machines.pop())
+        on = f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}"
+    else:
+        on = "machines that differ from chapter to chapter" if machines else "a machine not recorded"
+    commits = ", ".join(sorted({r["commit"] for r in records.values()}))
+    per = ", ".join(f"{name[:2]} {r['seconds'] / 60:.1f}" for name, r in records.items())
+    total = sum(r["seconds"] for r in records.values()) / 60
+    return f"The book's last run on `{profile}` took {total:.1f} minutes (chapter by chapter: {per}) on {on}, at commit {commits}."
+
+
+def _results_records(profile: str) -> list[Path]:
+    return [p for p in artifacts(profile).results.glob("*.json") if p.name != "manifest.json"][:1]
 
 
 def _minutes(seconds: float) -> str:

@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
     PIPELINE_FIGURE.write_text(figures.pipeline_svg())  # the README's picture of the book
     readme = Path(ROOT / "README.md")
-    updated = splice(readme.read_text(), source.read_text())
+    from specbook.book import run_time
+
+    timing = run_time(args.profile)
+    updated = splice(readme.read_text(), source.read_text() + (f"\n{timing}\n" if timing else ""))
     if updated != readme.read_text():
         readme.write_text(updated)
         print(f"README.md: results section updated from {source}")
