@@ -438,7 +438,8 @@ costs, sweep_rows = cached(
 # The table's columns, besides c and v(K): the *acceptance rate* (accepted / proposed draft
 # tokens, as vLLM counts it), the *tokens per step* or *mean acceptance length* (tokens emitted per
 # target pass), and α̂, the estimate of α: the share of tested positions that were accepted (a
-# position is tested only when all before it were accepted). α̂ comes from the run at the smallest
+# position is tested when it was proposed and all before it were accepted; near the length cap a
+# step proposes fewer than K). At K = 1 α̂ is the acceptance rate. α̂ comes from the run at the smallest
 # K; the prediction for every other K uses it and the step costs measured here. The speedup here
 # is tokens per second over the target alone's.
 

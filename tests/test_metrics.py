@@ -15,6 +15,10 @@ def test_rates_on_a_hand_computed_run():
     assert metrics.per_position_rates(accepted_at, steps) == [2 / 3, 2 / 3, 1 / 3, 1 / 3]
     # tests: position 0 in 3 steps, 1 in 2, 2 in 2, 3 in 1 -> 8 tests, 6 passed
     assert metrics.estimate_alpha(accepted_at, steps) == 6 / 8
+    # the same with a fourth step near the length cap that proposed one token and had it accepted:
+    # counted tests see that position 1 was not tested there; without them every step counts as K
+    assert metrics.estimate_alpha([3, 2, 1, 1], 4, tested_at=[4, 2, 2, 1]) == 7 / 9
+    assert metrics.estimate_alpha([3, 2, 1, 1], 4) == 7 / 10
     assert math.isnan(metrics.acceptance_rate(0, 0)) and math.isnan(metrics.mean_acceptance_length(0, 0))
 
 

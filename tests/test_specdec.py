@@ -87,8 +87,10 @@ def test_greedy_with_drafts_that_always_agree_or_always_disagree(target, static)
     assert agree.token_ids == expected and disagree.token_ids == expected[:5]
     # hand-computed accounting: 10 tokens as 4 accepted + bonus, twice
     assert (agree.steps, agree.proposed, agree.accepted, agree.accepted_at) == (2, 8, 8, [2, 2, 2, 2])
+    assert agree.tested_at == [2, 2, 2, 2]
     # one token per step; near the end only what can still be emitted is proposed: 4+3+2+1+0
     assert (disagree.steps, disagree.proposed, disagree.accepted, disagree.accepted_at) == (5, 10, 0, [0, 0, 0, 0])
+    assert disagree.tested_at == [4, 0, 0, 0]  # the last step proposed nothing: no position was tested
 
 
 def test_stops_at_eos(target, static):

@@ -26,13 +26,15 @@ def per_position_rates(accepted_at: list[int], steps: int) -> list[float]:
     return [a / steps if steps else math.nan for a in accepted_at]
 
 
-def estimate_alpha(accepted_at: list[int], steps: int) -> float:
+def estimate_alpha(accepted_at: list[int], steps: int, tested_at: list[int] | None = None) -> float:
     """Per-token acceptance probability alpha, the maximum-likelihood estimate under the model of
     Leviathan et al. (each draft token accepted independently with probability alpha, tested only
-    while all before it were accepted): accepted / tests, where position i is tested in the
-    steps that accepted position i-1 (all steps for i = 0). Unlike accepted / proposed it does
-    not count the untested tokens after a rejection as failures."""
-    tests = steps + sum(accepted_at[:-1])
+    while all before it were accepted): accepted / tests. `tested_at[i]`: the steps that proposed
+    position i after accepting every position before it (near the length cap a step proposes
+    fewer than K); without it (vLLM's counters), every step is taken to have proposed K, so that
+    position i is tested in the steps that accepted position i-1 (all steps for i = 0). Unlike
+    accepted / proposed it does not count the untested tokens after a rejection as failures."""
+    tests = sum(tested_at) if tested_at else steps + sum(accepted_at[:-1])
     return sum(accepted_at) / tests if tests else math.nan
 
 
@@ -71,6 +73,8 @@ def summarize(generations) -> dict:
     accepted = sum(g.accepted for g in gens)
     k = max((len(g.accepted_at) for g in gens), default=0)
     accepted_at = [sum(g.accepted_at[i] for g in gens if i < len(g.accepted_at)) for i in range(k)]
+    counted = all(len(g.tested_at) == len(g.accepted_at) for g in gens)  # every engine that ran them counted the tests
+    tested_at = [sum(g.tested_at[i] for g in gens if i < len(g.tested_at)) for i in range(k)] if counted else None
     ttfts = [g.ttft_s for g in gens if g.ttft_s is not None]
     timed_steps = [(g.latency_s - g.ttft_s, g.steps - 1) for g in gens if g.ttft_s is not None and g.steps > 1]
     decode_steps = sum(n for _, n in timed_steps)
@@ -94,7 +98,7 @@ def summarize(generations) -> dict:
         "acceptance_rate": acceptance_rate(accepted, proposed),
         "mean_acceptance_length": mean_acceptance_length(accepted, steps),
         "per_position": per_position_rates(accepted_at, steps),
-        "alpha": estimate_alpha(accepted_at, steps) if k else math.nan,
+        "alpha": estimate_alpha(accepted_at, steps, tested_at) if k else math.nan,
     }
 
 

@@ -126,6 +126,7 @@ class SpeculativeResult:
     accepted: int = 0  # draft tokens accepted
     steps: int = 0  # target verification passes
     accepted_at: list[int] = field(default_factory=list)  # per draft position, acceptances
+    tested_at: list[int] = field(default_factory=list)  # per draft position, steps that proposed it after accepting all before it
     # per target pass, the draft tokens it accepted; and every rejection as (position in the answer,
     # the draft's token, the token the target wrote there instead): what chapter 05's analysis reads
     step_accepts: list[int] = field(default_factory=list)
@@ -404,7 +405,7 @@ def generate(
 
     tgt, drf = cached(target, "target"), (cached(draft, "draft") if k and draft is not None else None)
     seq, n_prompt = list(prompt_ids), len(prompt_ids)
-    result = SpeculativeResult(token_ids=[], finish_reason="length", accepted_at=[0] * k)
+    result = SpeculativeResult(token_ids=[], finish_reason="length", accepted_at=[0] * k, tested_at=[0] * k)
     if not timed:
         result.draft_s = result.target_s = None
     start = time.perf_counter()
@@ -456,6 +457,8 @@ def generate(
                 token = int(draw(p_dists[n]))  # all accepted: the bonus token
         for i in range(n_accepted):
             result.accepted_at[i] += 1
+        for i in range(min(n_accepted + 1, n)):  # a position is tested when proposed and all before it were accepted
+            result.tested_at[i] += 1
         result.steps += 1
         result.step_accepts.append(n_accepted)
         result.proposed += n

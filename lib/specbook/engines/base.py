@@ -71,6 +71,9 @@ class Generation:
     proposed: int = 0  # draft tokens proposed
     accepted: int = 0  # draft tokens accepted
     accepted_at: list[int] = field(default_factory=list)  # per draft position: steps that accepted it
+    # per draft position: steps that proposed it after accepting every one before it; empty where
+    # the engine cannot tell (vLLM), and `metrics.estimate_alpha` then assumes every step proposed K
+    tested_at: list[int] = field(default_factory=list)
     # per target pass, the draft tokens it accepted; every rejection as (position in the answer, the
     # draft's token, the target's token there); empty where the engine cannot tell (vLLM)
     step_accepts: list[int] = field(default_factory=list)

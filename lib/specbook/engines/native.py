@@ -62,6 +62,7 @@ class NativeEngine(InProcess):
             proposed=r.proposed,
             accepted=r.accepted,
             accepted_at=r.accepted_at,
+            tested_at=r.tested_at,
             step_accepts=r.step_accepts,
             rejections=r.rejections,
             draft_s=r.draft_s,

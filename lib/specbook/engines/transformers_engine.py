@@ -48,6 +48,8 @@ class _CountingCandidates:
         c.step_accepts.append(n)
         for i in range(n):
             c.accepted_at[i] += 1
+        for i in range(min(n + 1, self.last)):
+            c.tested_at[i] += 1
         # fewer matches than candidates and another token: a rejection (at the length cap transformers
         # also cuts candidates that were not refused)
         if n < self.last and self.candidates[n] != (wrote := int(input_ids[0, -1])):
@@ -65,7 +67,8 @@ class TransformersEngine(InProcess):
         import torch
 
         kwargs = {}
-        counts = Generation("", [], "", 0.0, accepted_at=[0] * (speculative.k if speculative else 0))  # counted into
+        k = speculative.k if speculative else 0
+        counts = Generation("", [], "", 0.0, accepted_at=[0] * k, tested_at=[0] * k)  # counted into
         if speculative is not None and speculative.method == "draft_model":
             draft = self.draft_model(speculative)
             # a fixed K: no heuristic schedule, no early stop on the draft's confidence
@@ -109,6 +112,7 @@ class TransformersEngine(InProcess):
             proposed=counts.proposed,
             accepted=counts.accepted,
             accepted_at=counts.accepted_at,
+            tested_at=counts.tested_at,
             step_accepts=counts.step_accepts,
             rejections=counts.rejections,
         )
