@@ -136,7 +136,7 @@ def test_native_and_assisted_agree_on_counters(target, draft, tok, prompts):
     spec = Speculative("draft_model", k=3, draft=draft)
     native = NativeEngine(target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW), spec)
     assisted = TransformersEngine(target, tok).generate(prompts, Sampling(max_new_tokens=MAX_NEW), spec)
-    counters = lambda g: (g.steps, g.accepted, g.accepted_at, g.step_accepts, g.rejections)  # noqa: E731
+    counters = lambda g: (g.steps, g.accepted, g.accepted_at, g.tested_at, g.step_accepts, g.rejections)  # noqa: E731
     assert [counters(g) for g in native] == [counters(g) for g in assisted]
     assert sum(len(g.rejections) for g in native) > 0
 

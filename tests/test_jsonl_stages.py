@@ -145,7 +145,8 @@ def test_a_cached_result_is_computed_once_per_params_and_code(tmp_path, capsys):
     assert len(calls) == 3
 
 
-def test_a_damaged_output_of_one_stage_stops_the_stage_that_reads_it(tmp_path):
+def test_a_damaged_output_of_one_stage_stops_the_stage_that_reads_it(output_root):
+    tmp_path = output_root
     made = tmp_path / "data" / "smoke" / "model"
     made.mkdir(parents=True)
     weights = made / "model.safetensors"
@@ -176,4 +177,28 @@ def test_a_folder_written_file_by_file_is_checked_whole_by_its_reader(tmp_path):
     (folder / "a.csv").write_text("a.csv\n")
     (folder / "b.csv").unlink()
     with pytest.raises(stages.DamagedArtifact, match=r"b\.csv is damaged: .* now missing"):
+        stages.check_outputs(folder)
+
+
+def test_a_manifest_cut_short_by_a_stopped_run_rebuilds_its_stage_and_stops_its_readers(tmp_path, capsys):
+    out = tmp_path / "stage" / "rows.jsonl"
+    jsonl.write(out, [{"a": 1}])
+    Stage(tmp_path / "stage", {"n": 1}).finish({})
+    manifest = tmp_path / "stage" / stages.MANIFEST
+    manifest.write_text(manifest.read_text()[:20])  # what a kill in the middle of a plain write leaves
+    assert Stage(tmp_path / "stage", {"n": 1}).stale() == "its manifest cannot be read (a run stopped while writing it)"
+    with pytest.raises(stages.DamagedArtifact, match="cannot be read"):
+        stages.checked_hash(out)
+    assert not Stage(tmp_path / "stage", {"n": 1}).done() and not manifest.exists()  # rebuilt from scratch
+    stages.write_atomically(manifest, "{}")
+    assert not list(manifest.parent.glob("*.tmp"))
+
+
+def test_a_file_written_but_not_yet_recorded_is_refused_too(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "a.csv").write_text("a\n")
+    stages.record_outputs(folder, [folder / "a.csv"])
+    (folder / "b.csv").write_text("b\n")  # a run stopped before it recorded b.csv
+    with pytest.raises(stages.DamagedArtifact, match=r"b\.csv is not in .*manifest\.json"):
         stages.check_outputs(folder)

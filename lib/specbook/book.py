@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from specbook import profiles, runinfo, runlock
+from specbook import profiles, runinfo, runlock, stages
 from specbook.paths import LIB, NOTEBOOKS, artifacts, figures_dir
 
 # Kernel log lines that say nothing about a chapter: jupyter's local kernels talk over TCP on
@@ -291,7 +291,7 @@ def _run(profile: str, todo: list[Path], force: bool) -> int:
             "machine": runinfo.machine(),
             "files": _files(profile),
         }
-        _record(profile, notebook).write_text(json.dumps(record, indent=1))
+        stages.write_atomically(_record(profile, notebook), json.dumps(record, indent=1))
         print(f"[{i}/{len(todo)}] {notebook.stem} done in {_minutes(seconds[notebook.stem])}", flush=True)
     ran = {name: s for name, s in seconds.items() if s is not None}
     print(f"\nThe book on {profile}: {len(ran)} of {len(todo)} chapters ran, in {_minutes(sum(ran.values()))}")

@@ -73,7 +73,7 @@ def measured_alphas(profile: str) -> tuple[list[tuple[str, float]], str]:
     from specbook.paths import artifacts
 
     k = profiles.load(profile).bench.k
-    runs = [json.loads(path.read_text()) for path in sorted(artifacts(profile).results.glob("*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(artifacts(profile).results.glob("*.json")) if p.name != "manifest.json"]
     chosen = [r for r in runs if (r["target"], r["draft"], r["k"], r["request_set"]) == ("cod", "distilled", k, "timed")]
     if chosen:
         return [(r["level"], r["metrics"]["alpha"]) for r in chosen], f"chapter 04 on {profile}, distilled CoD drafts, K = {k}"

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -32,8 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
-# Columns and metrics measured in seconds, or computed from them: they differ from run to run.
-TIMING = re.compile(r"latency|ttft|_s$|_ms$|per_s|speedup|efficiency|spread|unstable|predicted|seconds|minutes|round")
+# The columns and metrics measured in seconds or computed from them (`results.request_rows`,
+# `results.run_metrics`, `results.timed_metrics`): they differ from run to run.
+TIMING = {
+    *("ttft_s", "latency_s", "draft_s", "target_s", "round_latencies_s"),
+    *("tokens_per_s", "ttft_median_s", "decode_step_s", "decode_draft_s", "decode_target_s", "latency_median_s", "latency_p90_s"),
+    *("prompt_pass_share", "speedup", "speedup_ci", "speedup_rounds", "round_spread", "unstable", "predicted_speedup"),
+    *("decode_speedup", "efficiency", "decode_efficiency"),
+}
 RESTART_S = 20  # about what a started book takes before its first chapter's work (a kernel, the imports)
 
 
@@ -43,7 +48,7 @@ def _digest(data: bytes) -> str:
 
 def _without_timing_csv(path: Path) -> str:
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    kept = [{k: v for k, v in row.items() if not TIMING.search(k)} for row in rows]
+    kept = [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
     return _digest(json.dumps(kept, sort_keys=True).encode())
 
 
@@ -60,11 +65,11 @@ def seen(root: Path, profile: str) -> dict[str, str]:
     for path in sorted(results.glob("*.csv")):
         out[str(path.relative_to(root))] = _without_timing_csv(path)
     for path in sorted(results.glob("*.requests.jsonl")):
-        rows = [{k: v for k, v in json.loads(line).items() if not TIMING.search(k)} for line in path.read_text().splitlines()]
+        rows = [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in path.read_text().splitlines()]
         out[str(path.relative_to(root))] = _digest(json.dumps(rows, sort_keys=True).encode())
     for path in sorted(p for p in results.glob("*.json") if p.name != "manifest.json"):
         record = json.loads(path.read_text())
-        metrics = {k: v for k, v in record["metrics"].items() if not TIMING.search(k)}
+        metrics = {k: v for k, v in record["metrics"].items() if k not in TIMING}
         out[str(path.relative_to(root))] = _digest(json.dumps(metrics, sort_keys=True).encode())
     for name in ["accuracy.csv", "tokens.csv"]:
         path = data / "analysis" / name
@@ -109,7 +114,12 @@ def _book(profile: str, root: Path, log) -> subprocess.Popen:
 
 
 def _manifests(root: Path) -> set[Path]:
-    return {p for p in root.rglob("manifest.json") if "notebooks" not in p.parts}
+    """Every stage's manifest under `root`, walked while the book adds and deletes folders."""
+    found = set()
+    for folder, _, files in os.walk(root, onerror=lambda err: None):  # a folder deleted mid-walk is skipped
+        if "manifest.json" in files:
+            found.add(Path(folder) / "manifest.json")
+    return found
 
 
 def _stop(book: subprocess.Popen, how: str) -> str:
@@ -129,7 +139,10 @@ def _stop(book: subprocess.Popen, how: str) -> str:
         return f"ended on SIGINT with code {book.returncode}"
     except subprocess.TimeoutExpired:
         for pid in [book.pid, *_descendants(book.pid)]:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         book.wait()
         return "did not end within 120 s of SIGINT: killed"
 
@@ -170,6 +183,9 @@ def run(profile: str, kills: int, how: str, seed: int, workdir: Path, reference:
         stops, chains = [], 0
         bar = tqdm(total=kills, desc=f"{how} stops")
         while len(stops) < kills:  # a chain ends when a run ends by itself; another starts if stops remain
+            if chains >= kills:
+                print(f"{chains} chains ended by themselves before {kills} stops: the runs are too short", file=sys.stderr)
+                return 2
             chains += 1
             root, chain_start = workdir / f"chain{chains}", time.perf_counter()
             while True:

@@ -194,7 +194,7 @@ def write(
     jsonl.write(directory / f"{run.name}.requests.jsonl", written)
     path = directory / f"{run.name}.json"
     record = _strict({"run": run.name, **dataclasses.asdict(run), "metrics": run_metrics, "provenance": source})
-    path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
+    stages.write_atomically(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
     stages.record_outputs(directory, [directory / f"{run.name}.csv", directory / f"{run.name}.requests.jsonl", path])
     return path
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
 from collections.abc import Callable, Iterable
@@ -34,6 +35,18 @@ class DamagedArtifact(RuntimeError):
     pass
 
 
+def read_manifest(manifest: Path) -> dict:
+    """A manifest's contents; DamagedArtifact naming it where it cannot be read (a write cut short)."""
+    try:
+        content = json.loads(manifest.read_text())
+    except (OSError, ValueError) as err:
+        raise DamagedArtifact(
+            f"{manifest} cannot be read ({err}): a run stopped while writing it. Delete {manifest.parent} and run the "
+            f"book again (make run-all PROFILE={_profile_of(manifest)}): the chapter that writes it makes it again."
+        ) from None
+    return content if isinstance(content, dict) else {}
+
+
 def writer_record(path: str | Path) -> tuple[Path, dict] | None:
     """The manifest of the stage (or folder) that wrote `path` and what it recorded of the file
     ({"bytes", "sha256"}), or None for a file no manifest lists (a source file, a Hub model)."""
@@ -41,15 +54,27 @@ def writer_record(path: str | Path) -> tuple[Path, dict] | None:
     for folder in path.parents:
         manifest = folder / MANIFEST
         if manifest.is_file():
-            recorded = json.loads(manifest.read_text()).get("outputs", {}).get(str(path.relative_to(folder)))
-            if recorded:
+            recorded = read_manifest(manifest).get("outputs", {}).get(str(path.relative_to(folder)))
+            if isinstance(recorded, dict):
                 return manifest, recorded
     return None
 
 
 def _profile_of(path: Path) -> str:
-    parts = path.resolve().parts
-    return parts[parts.index("data") + 1] if "data" in parts[:-1] else "<profile>"
+    """The profile whose artifacts hold `path` (data/<profile>/... under the output root)."""
+    from specbook.paths import output_root
+
+    try:
+        return Path(path).resolve().relative_to((output_root() / "data").resolve()).parts[0]
+    except (ValueError, IndexError):
+        return "<profile>"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`path` holds `text` whole or keeps what it held: a run stopped mid-write leaves no half file."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def damaged(path: str | Path, manifest: Path, recorded: dict, digest: str | None) -> DamagedArtifact:
@@ -77,18 +102,27 @@ def record_outputs(directory: str | Path, files: Iterable[str | Path]) -> None:
     """Add `files` to the manifest of a folder written file by file (chapter 04's results), so
     that its readers can check them (`check_outputs`) as a stage's are checked."""
     manifest = Path(directory) / MANIFEST
-    outputs = json.loads(manifest.read_text())["outputs"] if manifest.is_file() else {}
+    outputs = read_manifest(manifest).get("outputs", {}) if manifest.is_file() else {}
     for p in map(Path, files):
         outputs[str(p.relative_to(directory))] = {"bytes": p.stat().st_size, "sha256": file_hash(p)}
-    manifest.write_text(json.dumps({"commit": commit(), "outputs": dict(sorted(outputs.items()))}, indent=1))
+    write_atomically(manifest, json.dumps({"commit": commit(), "outputs": dict(sorted(outputs.items()))}, indent=1))
 
 
 def check_outputs(directory: str | Path) -> None:
-    """Every file the folder's manifest lists, as it was written: DamagedArtifact for the first changed or missing one."""
+    """Every file of a folder written file by file, as its manifest recorded it: DamagedArtifact for
+    the first changed or missing one, or one the manifest does not list (written by a run stopped
+    before it recorded the file)."""
     manifest = Path(directory) / MANIFEST
     if not manifest.is_file():
         return
-    for name, recorded in json.loads(manifest.read_text())["outputs"].items():
+    outputs = read_manifest(manifest).get("outputs", {})
+    unlisted = sorted(p.name for p in Path(directory).iterdir() if p.is_file() and p.name != MANIFEST and p.name not in outputs)
+    if unlisted:
+        raise DamagedArtifact(
+            f"{Path(directory) / unlisted[0]} is not in {manifest}: a run stopped between writing it and recording it. Run the "
+            f"book again (make run-all PROFILE={_profile_of(manifest)}): the chapter that writes {Path(directory).name} makes it again."
+        )
+    for name, recorded in outputs.items():
         path = Path(directory) / name
         digest = file_hash(path) if path.is_file() else None
         if digest != recorded["sha256"]:
@@ -128,7 +162,10 @@ class Stage:
         """Why the stage must run, or None when its finished outputs can be reused."""
         if not self.manifest_path.exists():
             return "not built yet"
-        manifest = self.manifest()
+        try:
+            manifest = self.manifest()
+        except DamagedArtifact:
+            return "its manifest cannot be read (a run stopped while writing it)"
         if manifest.get("fingerprint") != self.fingerprint:
             return "its settings or inputs changed"
         if not manifest.get("outputs"):
@@ -148,7 +185,11 @@ class Stage:
         reason = self.stale()
         if reason and self.manifest_path.exists():
             print(f"{self.directory}: rebuilding, {reason}")
-            for name in self.manifest().get("outputs", {}):
+            try:
+                written = self.manifest().get("outputs", {})
+            except DamagedArtifact:
+                written = {}  # unreadable: what it listed is overwritten by this build
+            for name in written:
                 (self.directory / name).unlink(missing_ok=True)
             self.manifest_path.unlink()
         return reason is None
@@ -175,10 +216,10 @@ class Stage:
             "summary": summary or {},
         }
         # unsorted: a summary keeps its keys' order, which the chapters' tables show
-        self.manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+        write_atomically(self.manifest_path, json.dumps(manifest, indent=2, default=str))
 
     def manifest(self) -> dict:
-        return json.loads(self.manifest_path.read_text())
+        return read_manifest(self.manifest_path)
 
     def summary(self) -> dict:
         return self.manifest()["summary"]

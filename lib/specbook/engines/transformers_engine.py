@@ -48,12 +48,12 @@ class _CountingCandidates:
         c.step_accepts.append(n)
         for i in range(n):
             c.accepted_at[i] += 1
-        for i in range(min(n + 1, self.last)):
             c.tested_at[i] += 1
-        # fewer matches than candidates and another token: a rejection (at the length cap transformers
-        # also cuts candidates that were not refused)
+        # fewer matches than candidates and another token: a rejection, which tested position n (at
+        # an end of sequence or the length cap transformers also cuts candidates that were not refused)
         if n < self.last and self.candidates[n] != (wrote := int(input_ids[0, -1])):
             c.rejections.append((input_ids.shape[1] - 1 - self.prompt_length, self.candidates[n], wrote))
+            c.tested_at[n] += 1
         return self.inner.update_candidate_strategy(input_ids, scores, num_matches)
 
 
