@@ -230,11 +230,11 @@ class LoRALinear(torch.nn.Module):
 
 # %% [markdown]
 # Checked at once, on one 256 × 256 layer with this profile's rank and scale: before training it
-# changes nothing; it trains far fewer numbers than the layer holds; and with the same A and B it
-# computes what peft's LoRA layer computes.
+# changes nothing; it trains the numbers of A and B only (printed beside the layer's); and with the
+# same A and B it computes what peft's LoRA layer computes.
 
 # %%
-stream = torch.random.get_rng_state()  # the fine-tunes below draw their LoRA weights from this stream: left as it was
+stream = torch.random.get_rng_state()  # the demo's draws leave the chapter's random stream as it was
 torch.manual_seed(P.seed)
 layer = torch.nn.Linear(256, 256, bias=False)
 lora = LoRALinear(layer, P.sft.lora.r, P.sft.lora.lora_alpha)
@@ -254,7 +254,8 @@ torch.random.set_rng_state(stream)
 # %% [markdown]
 # peft does the same for every matrix the profile names (`sft.lora.target_modules`), and
 # `sft.lora.modules_to_save` lists modules trained whole instead (on the offline profiles the
-# output head `lm_head`: a small target trained without it stalls). This profile's choice:
+# output head `lm_head`: in earlier runs a small target trained without it learnt the answer
+# format far more slowly). This profile's choice:
 
 # %%
 print(
@@ -283,10 +284,12 @@ figures.loss_mask_html([tokenizer.decode([t]) for t in encoded["input_ids"]], en
 # `sft.curriculum` (tiny) the levels are a curriculum: medium's target of a style goes on training
 # easy's adapter of that style, hard's goes on from medium's. Every level writes the same
 # per-animal line and only adds more of them, so what easy teaches (copying each animal and its
-# count from the question, in order) is what the longer levels need first, and the budget goes
-# where that is learnt: tiny tunes easy on every training row, in batches of 8 (twice the updates
-# of batches of 16 in the same time). Whether a target learns to copy the animals is a sudden step,
-# not a gradual one (the site's notes page tells the runs that showed it). Each target is still the base plus one adapter, trained
+# count from the question, in order) is what the longer levels need first: tiny tunes easy on
+# every training row, in batches of 8 (twice the updates of batches of 16 in the same time). This
+# chapter does not test what the curriculum buys (no run without it here), and copying need not
+# carry up: a target that copies the animals on easy may still name the wrong animal on hard.
+# Whether a target learns to copy them came as a sudden step in earlier runs (the site's notes
+# page tells them). Each target is still the base plus one adapter, trained
 # on its level after the levels below. A finished adapter is reused unless its base, data,
 # settings or the adapter it started from changed.
 

@@ -279,6 +279,13 @@ def training(checks, costs, step_costs, costs_setting, P, profile) -> str:
                 verdicts.append(f"{LABELS[style]} falls below the base")
             else:
                 verdicts.append(f"{LABELS[style]} and the base overlap")
+        cot, cod = by.loc[(level, "cot")], by.loc[(level, "cod")]
+        if cod.ci_high < cot.ci_low:
+            verdicts.append("CoD below CoT")
+        elif cod.ci_low > cot.ci_high:
+            verdicts.append("CoD above CoT")
+        else:
+            verdicts.append("CoT and CoD overlap")
         return ", ".join(verdicts) + f" at n = {int(base.n)}"
 
     def lengths(level):
