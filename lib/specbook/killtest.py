@@ -122,28 +122,28 @@ def _manifests(root: Path) -> set[Path]:
     return found
 
 
+def _kill_all(book: subprocess.Popen) -> None:
+    """SIGKILL to the book and everything under it at once."""
+    for pid in [book.pid, *_descendants(book.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    book.wait()
+
+
 def _stop(book: subprocess.Popen, how: str) -> str:
     """Stop the book: KILL the book and everything under it at once; INT to the book alone, as a
     terminal's Ctrl-C (its kernels are in sessions of their own), then wait for it to end."""
     if how == "KILL":
-        for pid in [book.pid, *_descendants(book.pid)]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        book.wait()
+        _kill_all(book)
         return "killed"
     os.killpg(book.pid, signal.SIGINT)
     try:
         book.wait(timeout=120)
         return f"ended on SIGINT with code {book.returncode}"
     except subprocess.TimeoutExpired:
-        for pid in [book.pid, *_descendants(book.pid)]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        book.wait()
+        _kill_all(book)
         return "did not end within 120 s of SIGINT: killed"
 
 
