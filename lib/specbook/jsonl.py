@@ -65,15 +65,18 @@ def read_log(path: str | Path) -> list[dict]:
     return rows
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """`path` holds `text` whole or keeps what it held: a run stopped mid-write leaves no half file."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
 def write(path: str | Path, rows: Iterable[dict]) -> Path:
     """Write rows atomically: a crash leaves the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return path
 
 

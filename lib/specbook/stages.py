@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+from specbook.jsonl import write_atomically
 from specbook.runinfo import commit
 
 MANIFEST = "manifest.json"
@@ -70,13 +70,6 @@ def _profile_of(path: Path) -> str:
         return "<profile>"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """`path` holds `text` whole or keeps what it held: a run stopped mid-write leaves no half file."""
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def damaged(path: str | Path, manifest: Path, recorded: dict, digest: str | None) -> DamagedArtifact:
     path = Path(path)
     now = f"{path.stat().st_size} bytes with sha256 {digest[:12]}…" if digest else "missing"
@@ -105,7 +98,7 @@ def record_outputs(directory: str | Path, files: Iterable[str | Path]) -> None:
     outputs = read_manifest(manifest).get("outputs", {}) if manifest.is_file() else {}
     for p in map(Path, files):
         outputs[str(p.relative_to(directory))] = {"bytes": p.stat().st_size, "sha256": file_hash(p)}
-    write_atomically(manifest, json.dumps({"commit": commit(), "outputs": dict(sorted(outputs.items()))}, indent=1))
+    write_atomically(manifest, json.dumps({"outputs": dict(sorted(outputs.items()))}, indent=1))  # each run's JSON holds its commit
 
 
 def check_outputs(directory: str | Path) -> None:
