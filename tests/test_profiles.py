@@ -70,6 +70,15 @@ def test_defaults_fill_what_a_profile_leaves_out():
     assert profiles.load("tiny").problems.gsm_symbolic is None  # a section a profile does not use is left out
 
 
+def test_a_seed_run_is_its_profile_under_another_seed_on_the_same_data():
+    main, run = profiles.load("tiny"), profiles.load(profiles.seed_run("tiny", 3))
+    assert (run.name, run.seed, run.data_seed) == ("tiny-seed3", 3, main.seed)
+    assert dataclasses.replace(run, name="tiny", seed=main.seed) == main  # nothing else differs
+    assert profiles.config_hash(run) != profiles.config_hash(main)
+    with pytest.raises(profiles.ProfileError, match=r"unknown profile 'huge'"):
+        profiles.load("huge-seed1")
+
+
 def test_unknown_profile_names_the_choices():
     with pytest.raises(profiles.ProfileError, match=r"unknown profile 'huge': choose one of full, gpu-smoke, smoke, tiny"):
         profiles.load("huge")

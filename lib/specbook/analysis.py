@@ -38,8 +38,23 @@ TOKEN_CLASSES = ("digits", "operators", "words", "formatting", "end of answer")
 _OPERATORS = re.compile(r"^[\s+\-*/=×÷^()<>%]+$")
 
 
-def _verdict(question: str, level: str, verdict: str, test: str, estimate: str, p: float | None = None) -> dict:
-    return {"question": question, "level": level, "verdict": verdict, "test": test, "estimate": estimate, "p": p}
+def _verdict(
+    question: str, level: str, verdict: str, test: str, estimate: str, effect: float, interval=(math.nan, math.nan), p: float | None = None
+) -> dict:
+    """One verdict. `effect`: its size as a signed number, 0 for no effect (a difference, or a ratio
+    minus 1), with its 95 % interval where the test gives one: what `across_seeds` compares."""
+    low, high = interval
+    return {
+        "question": question,
+        "level": level,
+        "verdict": verdict,
+        "test": test,
+        "estimate": estimate,
+        "effect": float(effect),
+        "effect_low": float(low),
+        "effect_high": float(high),
+        "p": p,
+    }
 
 
 def fine_tuning(level: str, target: str, base: Sequence[bool], tuned: Sequence[bool]) -> dict:
@@ -47,7 +62,7 @@ def fine_tuning(level: str, target: str, base: Sequence[bool], tuned: Sequence[b
     p = stats.mcnemar_p(base, tuned)
     a, b = float(np.mean(base)), float(np.mean(tuned))
     verdict = "not shown" if p >= 0.05 else ("raises accuracy" if b > a else "lowers accuracy")
-    return _verdict(f"1. tuning raises accuracy, {target}", level, verdict, "McNemar exact, paired", f"{a:.3f} → {b:.3f}", p)
+    return _verdict(f"1. tuning raises accuracy, {target}", level, verdict, "McNemar exact, paired", f"{a:.3f} → {b:.3f}", b - a, p=p)
 
 
 def learnt(fine_tuning_verdict: dict, correct: Sequence[bool]) -> bool:
@@ -63,7 +78,8 @@ def speculation_faster(level: str, target: str, k: int, speedup: float, low: flo
     if unstable:
         verdict += " (unstable timing: its rounds disagree)"
     test = "bootstrap 95 % interval, median per-request latency ratio"
-    return _verdict(f"2a. speculation (K = {k}) is faster, {target}", level, verdict, test, f"{speedup:.2f}x [{low:.2f}-{high:.2f}]")
+    estimate = f"{speedup:.2f}x [{low:.2f}-{high:.2f}]"
+    return _verdict(f"2a. speculation (K = {k}) is faster, {target}", level, verdict, test, estimate, speedup - 1, (low - 1, high - 1))
 
 
 def speculation_unchanged(
@@ -86,6 +102,8 @@ def speculation_unchanged(
         verdict,
         test,
         f"identical {identical:.3f}, near-tie {near_tie:.3f}; Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]",
+        diff,
+        (low, high),
     )
 
 
@@ -95,7 +113,9 @@ def cod_shorter(level: str, cot_tokens: Sequence[float], cod_tokens: Sequence[fl
     ratio = float(np.sum(cod_tokens) / np.sum(cot_tokens))
     shift = float(np.median(np.asarray(cod_tokens, dtype=float) - np.asarray(cot_tokens, dtype=float)))  # the test's own direction
     verdict = "not shown" if p >= 0.05 or shift == 0 else ("shorter" if shift < 0 else "longer")
-    return _verdict("3a. CoD answers are shorter", level, verdict, "Wilcoxon signed-rank, paired", f"CoD / CoT tokens {ratio:.2f}", p)
+    return _verdict(
+        "3a. CoD answers are shorter", level, verdict, "Wilcoxon signed-rank, paired", f"CoD / CoT tokens {ratio:.2f}", ratio - 1, p=p
+    )
 
 
 def _acceptance_difference(acc_cot, prop_cot, acc_cod, prop_cod, axis=-1):
@@ -108,7 +128,8 @@ def cod_better_accepted(level: str, cot: tuple[Sequence[int], Sequence[int]], co
     diff, low, high = stats.paired_bootstrap(_acceptance_difference, *cot, *cod)
     verdict = "better accepted" if low > 0 else ("worse accepted" if high < 0 else "not shown")
     test = "bootstrap 95 % interval of the acceptance difference, paired by problem"
-    return _verdict("3b. CoD drafts are better accepted", level, verdict, test, f"Δ acceptance {diff:+.3f} [{low:+.3f}, {high:+.3f}]")
+    estimate = f"Δ acceptance {diff:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return _verdict("3b. CoD drafts are better accepted", level, verdict, test, estimate, diff, (low, high))
 
 
 def _mean_difference(a, b, axis=-1):
@@ -134,7 +155,9 @@ def cod_as_accurate(level: str, cot: Sequence[bool], cod: Sequence[bool], learnt
     else:
         verdict = "not shown: the interval is too wide"
     test = f"non-inferiority, margin {AS_ACCURATE_MARGIN:.0%}: bootstrap 95 % interval of the paired difference; McNemar p"
-    return _verdict("3c. CoD is as accurate as CoT", level, verdict, test, f"Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]", p)
+    return _verdict(
+        "3c. CoD is as accurate as CoT", level, verdict, test, f"Δ acc {diff:+.3f} [{low:+.3f}, {high:+.3f}]", diff, (low, high), p
+    )
 
 
 def equivalent_accuracy(alone: Sequence[bool], speculative: Sequence[bool], margin: float = AS_ACCURATE_MARGIN) -> dict:
@@ -342,6 +365,116 @@ def best_k_verdict(R, level: str, ks: Sequence[int], seed: int) -> dict:
     name = f"CoD at the best K = {best['k']} (chosen on {best['chosen_on']} requests, measured on {best['reported_on']} others)"
     unstable = bool(R.run(level, "cod", "distilled", best["k"], "timed").unstable)
     return speculation_faster(level, name, best["k"], best["speedup"], best["low"], best["high"], unstable)
+
+
+def tuning_verdicts(R) -> tuple[list[dict], dict]:
+    """Question 1 on every level and tuned target (`fine_tuning`: the base and the tuned target on
+    the same problems), and which tuned targets learnt their level ({(level, style): `learnt`})."""
+    from specbook.profiles import LEVELS
+    from specbook.styles import LABELS, STYLES
+
+    verdicts, learnt_levels = [], {}
+    for level in LEVELS:
+        base = R.requests(level, "base")
+        for style in STYLES:
+            v = fine_tuning(level, LABELS[style], *R.paired(base, R.requests(level, style), "correct"))
+            verdicts.append(v)
+            learnt_levels[level, style] = learnt(v, R.requests(level, style).correct)
+    return verdicts, learnt_levels
+
+
+def unchanged_verdicts(R, k: int) -> list[dict]:
+    """Question 2b on every level and tuned target: its answers with its distilled draft at K = `k`
+    against its own, token for token and in accuracy paired by problem (`speculation_unchanged`)."""
+    from specbook.profiles import LEVELS
+    from specbook.styles import LABELS, STYLES
+
+    verdicts = []
+    for level in LEVELS:
+        for style in STYLES:
+            spec = R.run(level, style, "distilled", k)
+            correct = R.paired(R.requests(level, style), R.requests(level, style, "distilled", k), "correct")
+            verdicts.append(speculation_unchanged(level, LABELS[style], spec.identical_to_plain, spec.near_tie, *correct))
+    return verdicts
+
+
+def cod_verdicts(R, k: int, learnt_levels: dict) -> list[dict]:
+    """Question 3 on every level, CoD against CoT on the same problems: tokens (3a), the acceptance of
+    their distilled drafts at K = `k` (3b), accuracy where both targets learnt the level (3c)."""
+    from specbook.profiles import LEVELS
+
+    verdicts = []
+    for level in LEVELS:
+        cot, cod = R.requests(level, "cot"), R.requests(level, "cod")
+        cot_spec, cod_spec = R.requests(level, "cot", "distilled", k), R.requests(level, "cod", "distilled", k)
+        accepted, proposed = R.paired(cot_spec, cod_spec, "accepted"), R.paired(cot_spec, cod_spec, "proposed")
+        both_learnt = learnt_levels[level, "cot"] and learnt_levels[level, "cod"]
+        verdicts.append(cod_shorter(level, *R.paired(cot, cod, "tokens")))
+        verdicts.append(cod_better_accepted(level, (accepted[0], proposed[0]), (accepted[1], proposed[1])))
+        verdicts.append(cod_as_accurate(level, *R.paired(cot, cod, "correct"), learnt=both_learnt))
+    return verdicts
+
+
+def untimed_verdicts(R, k: int):
+    """Every verdict that rests on the whole test set rather than on timings (questions 1, 2b and 3),
+    with Holm's correction: what a seed run repeats (`make seeds`)."""
+    import pandas as pd
+
+    tuning, learnt_levels = tuning_verdicts(R)
+    return with_holm(pd.DataFrame([*tuning, *unchanged_verdicts(R, k), *cod_verdicts(R, k, learnt_levels)]))
+
+
+def across_seeds(by_seed: dict):
+    """Each verdict under every seed ({seed: `untimed_verdicts`}, the main run's first): its effect
+    per seed, their spread (max - min), whether its direction (the effect's sign) and its verdict
+    are the same in every seed."""
+    import pandas as pd
+
+    seeds = list(by_seed)
+    keyed = {seed: v.set_index(["question", "level"]) for seed, v in by_seed.items()}
+    first = keyed[seeds[0]]
+    rows = []
+    for key in first.index:
+        effects = [keyed[seed].loc[key, "effect"] for seed in seeds]
+        verdicts = [keyed[seed].loc[key, "verdict"] for seed in seeds]
+        rows.append(
+            {
+                "question": key[0],
+                "level": key[1],
+                **{f"seed {seed}": effect for seed, effect in zip(seeds, effects, strict=True)},
+                "spread": max(effects) - min(effects),
+                "same direction": len({np.sign(e) for e in effects}) == 1,
+                "same verdict": len(set(verdicts)) == 1,
+                f"verdict (seed {seeds[0]})": verdicts[0],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def variance_split(by_seed: dict, questions=("3b.", "3c.")):
+    """Where the spread of a CoD - CoT difference comes from, per question and level: from training
+    runs (the standard deviation of its effect across seeds, the problems fixed) and from problems
+    (the standard error a paired bootstrap over problems gives within a seed, from its 95 %
+    interval, averaged over seeds), and the training runs' share of the two variances."""
+    import pandas as pd
+
+    table = pd.concat([v.assign(seed=seed) for seed, v in by_seed.items()])
+    table = table[table.question.str.startswith(tuple(questions))]
+    rows = []
+    for (question, level), g in table.groupby(["question", "level"], sort=False):
+        training = float(np.std(g.effect, ddof=1))
+        problems = float(np.mean((g.effect_high - g.effect_low) / (2 * 1.96)))
+        rows.append(
+            {
+                "question": question,
+                "level": level,
+                "mean effect": float(np.mean(g.effect)),
+                "sd across seeds (training runs)": training,
+                "se within a seed (problems)": problems,
+                "share from training runs": training**2 / (training**2 + problems**2) if training or problems else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def accuracy_table(R, reference, k: int):

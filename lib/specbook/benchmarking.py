@@ -121,6 +121,50 @@ def timed(models: Models, style: str, level: str, rows: list[dict]) -> dict:
     }
 
 
+def every_target_alone(models: Models, tests: dict) -> dict:
+    """The base target and every tuned target alone on each level's whole test set: greedy, at most
+    `bench.max_new_tokens`, in batches of `engine.batch_size` on the engine run eagerly (compiling pays
+    for one request at a time, not for batches); the base target asked with the CoT prompt. Written
+    as results; returns {(level, target): the cached score}."""
+    P, B = models.P, models.P.bench
+    eager = dataclasses.replace(P.engine, compile=False)
+    accuracy = {}
+    for level in LEVELS:
+        for target in ["base", *STYLES]:
+            style = "cot" if target == "base" else target
+            model = models.base_target if target == "base" else models.target(target, level)
+            score = lambda target=target, level=level, style=style: evaluation.score(  # noqa: E731
+                models.engine(target, level, eager), tests[level], style, B.max_new_tokens, batch_size=P.engine.batch_size
+            )
+            settings = {
+                "rows": [r["id"] for r in tests[level]],
+                "style": style,
+                "max_new_tokens": B.max_new_tokens,
+                "batch_size": P.engine.batch_size,
+            }
+            accuracy[level, target] = models.cached(f"accuracy_{level}_{target}", score, settings, [model])
+            write_alone(models.A, level, target, accuracy[level, target], P.engine.kind)
+    return accuracy
+
+
+def every_target_with_its_draft(models: Models, tests: dict, accuracy: dict) -> dict:
+    """Each tuned target with its distilled draft at K = `bench.k` on each level's whole test set,
+    one request at a time (`whole_test_set`), against its own answers of `every_target_alone`.
+    Written as results; returns {(level, style): the cached runs}."""
+    B = models.P.bench
+    whole = {}
+    for level in LEVELS:
+        for style in STYLES:
+            batched = accuracy[level, style]["runs"].generations
+            measure = lambda style=style, level=level, batched=batched: whole_test_set(models, style, level, tests[level], batched)  # noqa: E731
+            settings = {"rows": [r["id"] for r in tests[level]], "style": style, "k": B.k, "max_new_tokens": B.max_new_tokens}
+            used = [models.target(style, level), models.draft("distilled", style, level)]
+            made = models.cached(f"whole_{level}_{style}", measure, settings, used)
+            whole[level, style] = made["runs"]
+            write_whole(models.A, level, style, made, tests[level], B.k, models.P.engine.kind)
+    return whole
+
+
 def whole_test_set(models: Models, style: str, level: str, rows: list[dict], batched: list) -> dict:
     """The tuned target with its distilled draft at K = bench.k on every row, one request at a time,
     compared token for token with the target's own answers: the batched ones (`batched`), and where

@@ -104,8 +104,9 @@ def _share(rows, accepted) -> tuple[int, int, list[str]]:
     return int(ok.sum()), len(rows), others
 
 
-def answers(verdicts, speedups, token_ratios, k: int) -> str:
-    """The book's three answers in three sentences, counted from chapter 05's verdicts."""
+def answers(verdicts, speedups, token_ratios, k: int, seed_table=None) -> str:
+    """The book's three answers in three sentences, counted from chapter 05's verdicts, and with seed
+    runs (`analysis.across_seeds`) a fourth: which of the verdicts keep their direction in every seed."""
 
     from specbook.analysis import primary
 
@@ -128,15 +129,39 @@ def answers(verdicts, speedups, token_ratios, k: int) -> str:
         f"{max(speedups):.2f}x){but(faster[2])}, and **changes no answer** in {same[0]} of {same[1]}{but(same[2])}.\n"
         f"3. **CoD answers are shorter** on {shorter[0]} of {shorter[1]} levels (CoD / CoT tokens {min(ratio):.2f}–{max(ratio):.2f}); "
         f"CoD drafts are **better accepted** on {accepted[0]} of {accepted[1]}{but(accepted[2])}; CoD is **as accurate** as CoT "
-        f"on {accurate[0]} of {accurate[1]}{but(accurate[2])}.\n"
+        f"on {accurate[0]} of {accurate[1]}{but(accurate[2])}.\n" + across_seeds(seed_table)
     )
 
 
-def caveats(*, base_at_cap: dict, cap: int, reference_base_tokens: dict, reference_longest: float, timing_rows: int, rounds: int) -> str:
+def across_seeds(seed_table) -> str:
+    """Which verdicts keep their direction in every seed (`analysis.across_seeds`), or that they rest on one."""
+    if seed_table is None:
+        return "\nEach answer rests on one training run (one seed): `make seeds` repeats the pipeline under others.\n"
+    seeds = [c.removeprefix("seed ") for c in seed_table.columns if c.startswith("seed ")]
+    held = seed_table["same direction"]
+    flipped = "; ".join(f"{r.question} ({r.level})" for r in seed_table[~held].itertuples()) or "none"
+    return (
+        f"\n**Across {len(seeds)} seeds** ({', '.join(seeds)}; everything trained anew, the same problems): {int(held.sum())} of "
+        f"{len(held)} verdicts that rest on the whole test set keep their direction in every seed; those whose direction "
+        f"changes: {flipped}.\n"
+    )
+
+
+def caveats(
+    *, base_at_cap: dict, cap: int, reference_base_tokens: dict, reference_longest: float, timing_rows: int, rounds: int, seeds: list
+) -> str:
     """What a reader must know before trusting the answers, with this run's numbers."""
     at_cap = ", ".join(f"{level} {share:.0%}" for level, share in base_at_cap.items())
     theirs = ", ".join(f"{level} {tokens:.0f}" for level, tokens in reference_base_tokens.items())
     mostly = min(base_at_cap.values()) >= 0.5
+    one_seed = (
+        "**One seed.** One pair of base models, one fine-tune per target, one draft per target: a verdict here is a property "
+        "of this training run until it holds across seeds (`make seeds`)."
+    )
+    across = (
+        f"**{len(seeds)} seeds, one timing.** Accuracy, tokens and acceptance are read under seeds {', '.join(map(str, seeds))} "
+        "(below); the timings, and the verdicts on speed, come from the main run's seed alone."
+    )
     format_first = "**Question 1 measures the answer format here.**" if mostly else "**Question 1 and the answer format.**"
     return f"""
 - {format_first} The base target's answers that stop at the {cap}-token cap: {at_cap}. A truncated answer scores only
@@ -149,8 +174,7 @@ def caveats(*, base_at_cap: dict, cap: int, reference_base_tokens: dict, referen
 - **Two speedup estimators.** This book's speedup is the median per-request latency ratio at batch 1; the reference's is
   a ratio of tokens per second over its whole run, with requests decoded in batches. They differ in what they average
   and in the batch size, where verification is no longer free.
-- **One seed.** One tokenizer, one pair of base models, one fine-tune per target, one draft per target: a verdict here is
-  a property of this training run until it holds across seeds.
+- {one_seed if len(seeds) == 1 else across}
 """
 
 
@@ -358,7 +382,7 @@ def analysis(*, profile: str, source: str, verdicts, rates, missed: dict, speed_
 
 
 def readme_results(
-    *, profile: str, source: str, verdicts, accuracy_table, speed_table, tokens_table, reference, k: int, reference_k: int
+    *, profile: str, source: str, verdicts, accuracy_table, speed_table, tokens_table, reference, k: int, reference_k: int, seed_table=None
 ) -> str:
     """The README's results section (`make readme-results`): the answers, the headline table and the reference run in brief."""
     from specbook.analysis import headline_table
@@ -367,7 +391,7 @@ def readme_results(
     return "\n\n".join(
         [
             f"Profile `{profile}` · {source}.",
-            answers(verdicts, speed_table.speedup, tokens_table["CoD / CoT"], k),
+            answers(verdicts, speed_table.speedup, tokens_table["CoD / CoT"], k, seed_table),
             f"Accuracy (greedy, whole test set, 95 % Wilson interval); speedup at K = {k} (median per-request latency ratio, "
             "bootstrap 95 % interval) and acceptance rate of each tuned target with its distilled draft:\n\n"
             + headline.to_markdown(index=False),

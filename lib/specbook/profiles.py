@@ -256,7 +256,7 @@ class Bench:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    seed: int
+    seed: int  # everything trained or sampled: base models, fine-tunes, drafts, their data order
     problems: Problems
     teacher: Teacher
     tokenizer: Tokenizer
@@ -267,6 +267,9 @@ class Profile:
     draft_sft: DraftSft
     engine: Engine
     bench: Bench
+    # the problems, their split and the teacher's rationales; null: `seed`. A seed run keeps its main
+    # run's, so that every seed trains on the same data and is graded on the same test set
+    data_seed: int | None = None
 
 
 CHOICES = {
@@ -284,7 +287,20 @@ def available() -> list[str]:
     return sorted(p.stem for p in PARAMS.glob("*.yaml"))
 
 
+SEED_RUN = re.compile(r"^(?P<main>.+)-seed(?P<seed>\d+)$")
+
+
+def seed_run(name: str, seed: int) -> str:
+    """The name of profile `name` under another seed (`make seeds`): "tiny-seed1". Its artifacts go
+    to data/tiny-seed1/, apart from the main run's; only `seed` differs (`data_seed` stays)."""
+    return f"{name}-seed{seed}"
+
+
 def load(name: str, params_dir: Path = PARAMS) -> Profile:
+    run = SEED_RUN.match(name)
+    if run and not (params_dir / f"{name}.yaml").exists():
+        main = load(run["main"], params_dir)
+        return dataclasses.replace(main, name=name, seed=int(run["seed"]))
     path = params_dir / f"{name}.yaml"
     if not path.exists():
         names = ", ".join(sorted(p.stem for p in params_dir.glob("*.yaml")))
@@ -299,7 +315,7 @@ def load(name: str, params_dir: Path = PARAMS) -> Profile:
     if profile.name != name:
         raise ProfileError(f"{path.name}: name is {profile.name!r}; it must match the file name {name!r}")
     _check(profile, path.name)
-    return profile
+    return profile if profile.data_seed is not None else dataclasses.replace(profile, data_seed=profile.seed)
 
 
 class _Loader(yaml.SafeLoader):

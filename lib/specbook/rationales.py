@@ -59,7 +59,7 @@ def build(profile: Profile, artifacts: Artifacts, teacher=None) -> dict:
     stage = Stage(
         artifacts.datasets,
         params={
-            "seed": profile.seed,
+            "seed": profile.data_seed,
             "problems": dataclasses.asdict(profile.problems),
             "teacher": dataclasses.asdict(profile.teacher),
             "tokenizer": dataclasses.asdict(profile.tokenizer),
@@ -73,12 +73,12 @@ def build(profile: Profile, artifacts: Artifacts, teacher=None) -> dict:
 
 
 def _build_report(profile: Profile, artifacts: Artifacts, teacher) -> dict:
-    pool, source_report = problem_sources.load(profile.problems, profile.seed, artifacts.cache)
-    chosen = problem_sources.split(pool, profile.problems, profile.seed)
+    pool, source_report = problem_sources.load(profile.problems, profile.data_seed, artifacts.cache)
+    chosen = problem_sources.split(pool, profile.problems, profile.data_seed)
     train = [p for p in chosen if p.split == problem_sources.TRAIN]
     test = [p for p in chosen if p.split != problem_sources.TRAIN]
 
-    teacher = teacher or teachers.make(profile.teacher, profile.engine, artifacts.teacher, profile.seed)
+    teacher = teacher or teachers.make(profile.teacher, profile.engine, artifacts.teacher, profile.data_seed)
     written = teacher.write(train)
 
     texts = [p.question for p in chosen] + [t for r in written.values() for t in (r.cot, r.cod) if t]

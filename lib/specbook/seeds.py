@@ -1,0 +1,126 @@
+"""`make seeds`: the book's verdicts under independent seeds, for chapter 05 to read.
+
+A seed run is the profile under another seed, `<profile>-seed<N>` (`profiles.seed_run`): its
+artifacts go to data/<profile>-seed<N>/, apart from the main run's, and it reuses nothing of it.
+The problems, their split and the teacher's rationales stay the main run's (`data_seed`), so every
+seed trains on the same data and is graded on the same test set: runs pair by problem. The
+tokenizer, learnt from those texts with no randomness, comes out the same too (checked). What the
+seed changes: the base models' pretraining (its documents and their order), every fine-tune and
+every draft, and the order of their training rows.
+
+A seed run executes chapters 01-03 as they are (its executed notebooks kept beside its artifacts)
+and, of chapter 04, what does not time the machine: every target alone and with its distilled
+draft on the whole test set (accuracy, tokens, acceptance). Chapter 05 of the main run runs again
+at the end, to read them. Everything resumes: run it again after a stop.
+
+    python -m specbook.seeds --profile tiny --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+from specbook import analysis, benchmarking, book, profiles, results, runlock
+from specbook.paths import artifacts, data_dir
+from specbook.profiles import LEVELS
+from specbook.runinfo import seed_everything
+from specbook.stages import file_hash
+from specbook.styles import STYLES
+
+SEED_CHAPTERS = ["01", "02", "03"]  # run whole under each seed; of chapter 04, `measure`
+
+
+def seed_list(main_seed: int, n: int) -> list[int]:
+    """The seeds of `make seeds SEEDS=n`: the main run's first."""
+    if n < 1:
+        raise ValueError(f"SEEDS is {n}: give 1 or more (the main run's seed is one of them)")
+    return [main_seed + i for i in range(n)]
+
+
+def same_data(profile: str, name: str) -> None:
+    """The seed run `name` trains and tests on the main run's data, file for file: else it could not pair by problem."""
+    main, other = artifacts(profile), artifacts(name)
+    files = [main.dataset(level, split) for level in LEVELS for split in ("train_cot", "train_cod", "test")]
+    files += sorted(main.tokenizer.glob("tokenizer*.json"))
+    for path in files:
+        twin = other.root / path.relative_to(main.root)
+        if file_hash(path) != file_hash(twin):
+            raise RuntimeError(
+                f"{twin} differs from {path}: a seed run must keep the main run's problems, rationales and tokenizer. "
+                f"Delete {other.root} and run make seeds again; if it differs again, chapter 01 depends on the seed where it must not."
+            )
+
+
+def measure(name: str) -> None:
+    """Chapter 04's whole-test-set runs for the seed run `name`, written to its results folder."""
+    P, A = profiles.load(name), artifacts(name)
+    with runlock.running(name):
+        seed_everything(P.seed)
+        shutil.rmtree(A.results, ignore_errors=True)
+        models = benchmarking.Models(P, A)
+        tests = benchmarking.test_sets(A)
+        accuracy = benchmarking.every_target_alone(models, tests)
+        benchmarking.every_target_with_its_draft(models, tests, accuracy)
+
+
+def run(profile: str, n: int) -> int:
+    """The main run (current or run now), then each other seed's run, then the main run's chapter 05."""
+    seeds = seed_list(profiles.load(profile).seed, n)
+    status = book.run(profile)
+    for seed in seeds[1:]:
+        if status:
+            return status
+        name = profiles.seed_run(profile, seed)
+        print(f"\n== seed {seed} of {', '.join(map(str, seeds))}: {data_dir(name)}", flush=True)
+        status = book.run(name, only=SEED_CHAPTERS)
+        if not status:
+            same_data(profile, name)
+            measure(name)
+    return status or book.run(profile, only=["05"], force=True)
+
+
+def _needed(engine: str, k: int) -> set[str]:
+    """The runs `analysis.untimed_verdicts` reads."""
+    alone = {results.Run(level, t, "alone", 0, 0.0, engine, "all").name for level in LEVELS for t in ("base", *STYLES)}
+    return alone | {results.Run(level, s, "distilled", k, 0.0, engine, "all").name for level in LEVELS for s in STYLES}
+
+
+def verdicts_by_seed(profile: str, k: int) -> tuple[dict, list[str]]:
+    """{seed: `analysis.untimed_verdicts`} for the main run and every finished seed run of `profile`
+    made with its present settings, and a line for each seed run left out, saying why."""
+    main = profiles.load(profile)
+    R = results.Results(artifacts(profile).results)
+    by_seed, left_out = {main.seed: analysis.untimed_verdicts(R, k)}, []
+    for folder in sorted(data_dir(profile).parent.glob(f"{profile}-seed*"), key=lambda f: f.name):
+        found = profiles.SEED_RUN.match(folder.name)
+        if not found or found["main"] != profile or int(found["seed"]) == main.seed:
+            continue
+        P, where = profiles.load(folder.name), artifacts(folder.name).results
+        runs = results.load_runs(where) if (where / "manifest.json").is_file() else None
+        if runs is None or not _needed(R.engine, k) <= set(runs.run):
+            left_out.append(f"seed {P.seed}: unfinished ({where}); `make seeds` finishes it")
+        elif set(runs.config_hash) != {profiles.config_hash(P)}:
+            left_out.append(f"seed {P.seed}: made with other settings than the profile's now; `make seeds` makes it again")
+        else:
+            by_seed[P.seed] = analysis.untimed_verdicts(results.Results(where), k)
+    return by_seed, left_out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="tiny", help=f"one of {', '.join(profiles.available())}")
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds, the main run's among them")
+    args = parser.parse_args(argv)
+    try:
+        profiles.load(args.profile)
+        seed_list(0, args.seeds)
+    except (profiles.ProfileError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run(args.profile, args.seeds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
