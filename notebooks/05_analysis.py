@@ -170,9 +170,9 @@ print(f"95 % throughout; margin for 'as accurate': {analysis.AS_ACCURATE_MARGIN:
 # not rest on timings is then read under each seed. The seed runs found for this profile:
 
 # %%
-by_seed, left_out = seeds.verdicts_by_seed(profile, B.k)
+by_seed, seed_runs = seeds.verdicts_by_seed(profile, B.k)
 seed_table = analysis.across_seeds(by_seed) if len(by_seed) > 1 else None
-print(f"seeds read: {', '.join(map(str, by_seed))}", *left_out, sep="\n  ")
+print(f"seeds read: {', '.join(map(str, by_seed))} (seed {P.seed}: this run)", *seed_runs, sep="\n  ")
 
 # %% [markdown]
 # In three sentences, counted from those verdicts (the speedups and token ratios are the tables'
@@ -207,9 +207,10 @@ display(Markdown(said))
 # %% [markdown]
 # ### Across seeds
 #
-# Each verdict's effect under every seed (a difference, or a ratio minus 1: 0 is no effect), its
-# spread, and whether its direction and its verdict are the same in every seed. A verdict that
-# flips between seeds is a property of a training run, not of CoD:
+# Each verdict's effect under every seed (a difference in the test's own direction, or a speedup
+# minus 1: 0 is no effect), its spread, and whether its verdict and its direction are the same in
+# every seed. A decided verdict that flips between seeds belongs to a training run, not to CoD; an
+# effect near zero may flip by chance (with three seeds, one time in four):
 
 # %%
 if seed_table is None:
@@ -227,7 +228,7 @@ else:
 
 # %%
 if seed_table is not None:
-    display(analysis.variance_split(by_seed).round(4))
+    display(analysis.variance_split(by_seed).round(3))
 
 # %% [markdown]
 # ### Many tests at once

@@ -185,6 +185,8 @@ def test_across_seeds_gives_each_verdicts_effect_per_seed_and_whether_its_direct
     assert table.loc[acc[0], "spread"] == pytest.approx(0.12) and not table.loc[acc[0], "same direction"]
     assert table.loc[tok[0], "same direction"] and table.loc[tok[0], "same verdict"] and not table.loc[acc[0], "same verdict"]
     assert table.loc[acc[0], "verdict (seed 0)"] == "more accurate"
+    unmoved = analysis.across_seeds({0: _seed_verdicts({acc: 0.0}), 1: _seed_verdicts({acc: 0.01})})
+    assert unmoved["same direction"].iloc[0] is None  # an effect of 0 has no direction to keep
 
 
 def test_variance_split_sets_the_spread_across_seeds_against_the_problems_standard_error():

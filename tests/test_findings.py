@@ -35,12 +35,12 @@ def test_the_reference_run_in_one_sentence_comes_from_its_csv():
 
 def test_the_answers_say_which_verdicts_keep_their_direction_across_seeds_or_that_they_rest_on_one():
     assert "rests on one training run (one seed)" in findings.across_seeds(None)
-    table = pd.DataFrame(
-        [
-            {"question": "3a. CoD answers are shorter", "level": "easy", "seed 0": -0.3, "seed 4": -0.2, "same direction": True},
-            {"question": "3b. CoD drafts are better accepted", "level": "hard", "seed 0": 0.03, "seed 4": -0.01, "same direction": False},
-        ]
-    )
-    text = findings.across_seeds(table)
-    assert "**Across 2 seeds** (0, 4;" in text and "1 of 2 verdicts" in text
+    rows = [
+        ("3a. CoD answers are shorter", "easy", -3.0, -2.0, True, True),
+        ("3b. CoD drafts are better accepted", "hard", 0.03, -0.01, False, False),
+        ("2b. speculation changes nothing, CoD", "hard", 0.0, 0.01, None, True),  # no direction to keep
+    ]
+    columns = ["question", "level", "seed 0", "seed 4", "same direction", "same verdict"]
+    text = findings.across_seeds(pd.DataFrame(rows, columns=columns))
+    assert "**Across 2 seeds** (0, 4;" in text and "2 of 3 are the same in every seed, and 1 of 2 with a direction" in text
     assert "direction changes: 3b. CoD drafts are better accepted (hard)." in text

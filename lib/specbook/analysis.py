@@ -41,8 +41,9 @@ _OPERATORS = re.compile(r"^[\s+\-*/=×÷^()<>%]+$")
 def _verdict(
     question: str, level: str, verdict: str, test: str, estimate: str, effect: float, interval=(math.nan, math.nan), p: float | None = None
 ) -> dict:
-    """One verdict. `effect`: its size as a signed number, 0 for no effect (a difference, or a ratio
-    minus 1), with its 95 % interval where the test gives one: what `across_seeds` compares."""
+    """One verdict. `effect`: its size as a signed number in the test's own direction, 0 for no
+    effect (a difference, a median paired difference, or a speedup minus 1), with its 95 % interval
+    where the test gives one: what `across_seeds` compares."""
     low, high = interval
     return {
         "question": question,
@@ -113,9 +114,8 @@ def cod_shorter(level: str, cot_tokens: Sequence[float], cod_tokens: Sequence[fl
     ratio = float(np.sum(cod_tokens) / np.sum(cot_tokens))
     shift = float(np.median(np.asarray(cod_tokens, dtype=float) - np.asarray(cot_tokens, dtype=float)))  # the test's own direction
     verdict = "not shown" if p >= 0.05 or shift == 0 else ("shorter" if shift < 0 else "longer")
-    return _verdict(
-        "3a. CoD answers are shorter", level, verdict, "Wilcoxon signed-rank, paired", f"CoD / CoT tokens {ratio:.2f}", ratio - 1, p=p
-    )
+    estimate = f"CoD / CoT tokens {ratio:.2f}, median paired difference {shift:+.1f}"
+    return _verdict("3a. CoD answers are shorter", level, verdict, "Wilcoxon signed-rank, paired", estimate, shift, p=p)
 
 
 def _acceptance_difference(acc_cot, prop_cot, acc_cod, prop_cod, axis=-1):
@@ -426,8 +426,9 @@ def untimed_verdicts(R, k: int):
 
 def across_seeds(by_seed: dict):
     """Each verdict under every seed ({seed: `untimed_verdicts`}, the main run's first): its effect
-    per seed, their spread (max - min), whether its direction (the effect's sign) and its verdict
-    are the same in every seed."""
+    per seed, their spread (max - min), whether its verdict is the same in every seed, and whether
+    its direction (the effect's sign) is: None where the main run's effect is exactly 0, which has
+    no direction (an unchanged answer, a target that learnt nothing). Near 0 a sign flips by chance."""
     import pandas as pd
 
     seeds = list(by_seed)
@@ -443,7 +444,7 @@ def across_seeds(by_seed: dict):
                 "level": key[1],
                 **{f"seed {seed}": effect for seed, effect in zip(seeds, effects, strict=True)},
                 "spread": max(effects) - min(effects),
-                "same direction": len({np.sign(e) for e in effects}) == 1,
+                "same direction": None if effects[0] == 0 else len({np.sign(e) for e in effects}) == 1,
                 "same verdict": len(set(verdicts)) == 1,
                 f"verdict (seed {seeds[0]})": verdicts[0],
             }
@@ -454,8 +455,11 @@ def across_seeds(by_seed: dict):
 def variance_split(by_seed: dict, questions=("3b.", "3c.")):
     """Where the spread of a CoD - CoT difference comes from, per question and level: from training
     runs (the standard deviation of its effect across seeds, the problems fixed) and from problems
-    (the standard error a paired bootstrap over problems gives within a seed, from its 95 %
-    interval, averaged over seeds), and the training runs' share of the two variances."""
+    (the standard error of the paired bootstrap over problems within a seed, taken as its 95 %
+    interval's width / 3.92, i.e. as if normal, pooled over seeds as the root of the mean variance),
+    and the training runs' share of the two variances, as if the two add independently. With n
+    seeds the first rests on n - 1 degrees of freedom: with 3, its own 95 % interval runs from
+    about half to six times the value."""
     import pandas as pd
 
     table = pd.concat([v.assign(seed=seed) for seed, v in by_seed.items()])
@@ -463,11 +467,12 @@ def variance_split(by_seed: dict, questions=("3b.", "3c.")):
     rows = []
     for (question, level), g in table.groupby(["question", "level"], sort=False):
         training = float(np.std(g.effect, ddof=1))
-        problems = float(np.mean((g.effect_high - g.effect_low) / (2 * 1.96)))
+        problems = float(np.sqrt(np.mean(((g.effect_high - g.effect_low) / (2 * 1.96)) ** 2)))
         rows.append(
             {
                 "question": question,
                 "level": level,
+                "seeds": len(g),
                 "mean effect": float(np.mean(g.effect)),
                 "sd across seeds (training runs)": training,
                 "se within a seed (problems)": problems,

@@ -138,12 +138,14 @@ def across_seeds(seed_table) -> str:
     if seed_table is None:
         return "\nEach answer rests on one training run (one seed): `make seeds` repeats the pipeline under others.\n"
     seeds = [c.removeprefix("seed ") for c in seed_table.columns if c.startswith("seed ")]
-    held = seed_table["same direction"]
-    flipped = "; ".join(f"{r.question} ({r.level})" for r in seed_table[~held].itertuples()) or "none"
+    directed = seed_table[seed_table["same direction"].notna()]
+    held = directed["same direction"].astype(bool)
+    flipped = "; ".join(f"{r.question} ({r.level})" for r in directed[~held].itertuples()) or "none"
+    same = seed_table["same verdict"]
     return (
-        f"\n**Across {len(seeds)} seeds** ({', '.join(seeds)}; everything trained anew, the same problems): {int(held.sum())} of "
-        f"{len(held)} verdicts that rest on the whole test set keep their direction in every seed; those whose direction "
-        f"changes: {flipped}.\n"
+        f"\n**Across {len(seeds)} seeds** ({', '.join(seeds)}; everything trained anew, the same problems): of the verdicts that "
+        f"rest on the whole test set, {int(same.sum())} of {len(same)} are the same in every seed, and {int(held.sum())} of "
+        f"{len(held)} with a direction keep it in every seed; those whose direction changes: {flipped}.\n"
     )
 
 

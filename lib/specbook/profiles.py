@@ -287,7 +287,7 @@ def available() -> list[str]:
     return sorted(p.stem for p in PARAMS.glob("*.yaml"))
 
 
-SEED_RUN = re.compile(r"^(?P<main>.+)-seed(?P<seed>\d+)$")
+SEED_RUN = re.compile(r"^(?P<main>.+)-seed(?P<seed>0|[1-9]\d*)$")
 
 
 def seed_run(name: str, seed: int) -> str:

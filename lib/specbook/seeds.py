@@ -1,17 +1,17 @@
 """`make seeds`: the book's verdicts under independent seeds, for chapter 05 to read.
 
 A seed run is the profile under another seed, `<profile>-seed<N>` (`profiles.seed_run`): its
-artifacts go to data/<profile>-seed<N>/, apart from the main run's, and it reuses nothing of it.
-The problems, their split and the teacher's rationales stay the main run's (`data_seed`), so every
-seed trains on the same data and is graded on the same test set: runs pair by problem. The
-tokenizer, learnt from those texts with no randomness, comes out the same too (checked). What the
-seed changes: the base models' pretraining (its documents and their order), every fine-tune and
-every draft, and the order of their training rows.
+artifacts go to data/<profile>-seed<N>/, apart from the main run's. Only what does not depend on
+the seed comes from the main run: chapter 01's problems, their split, the teacher's rationales
+and the tokenizer learnt from them (`data_seed`; copied, so that a paid or sampling teacher is not
+asked again, and checked file for file), so every seed is graded on the same test set and runs
+pair by problem. What the seed changes: the offline profiles' base models (their pretraining
+documents and order), every fine-tune and every draft, and the order of their training rows.
 
-A seed run executes chapters 01-03 as they are (its executed notebooks kept beside its artifacts)
-and, of chapter 04, what does not time the machine: every target alone and with its distilled
-draft on the whole test set (accuracy, tokens, acceptance). Chapter 05 of the main run runs again
-at the end, to read them. Everything resumes: run it again after a stop.
+A seed run executes chapters 01-03 as they are (its executed notebooks kept beside its artifacts;
+chapter 01 finds its data made) and, of chapter 04, what does not time the machine: every target
+alone and with its distilled draft on the whole test set (accuracy, tokens, acceptance). Chapter 05
+of the main run runs again at the end, to read them. Everything resumes: run it again after a stop.
 
     python -m specbook.seeds --profile tiny --seeds 3
 """
@@ -22,7 +22,7 @@ import argparse
 import shutil
 import sys
 
-from specbook import analysis, benchmarking, book, profiles, results, runlock
+from specbook import analysis, benchmarking, book, profiles, results, runlock, stages
 from specbook.paths import artifacts, data_dir
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything
@@ -30,6 +30,7 @@ from specbook.stages import file_hash
 from specbook.styles import STYLES
 
 SEED_CHAPTERS = ["01", "02", "03"]  # run whole under each seed; of chapter 04, `measure`
+DATA = ("datasets", "cache", "teacher", "models/tokenizer")  # chapter 01's stages, which do not depend on the seed
 
 
 def seed_list(main_seed: int, n: int) -> list[int]:
@@ -37,6 +38,16 @@ def seed_list(main_seed: int, n: int) -> list[int]:
     if n < 1:
         raise ValueError(f"SEEDS is {n}: give 1 or more (the main run's seed is one of them)")
     return [main_seed + i for i in range(n)]
+
+
+def take_data(profile: str, name: str) -> None:
+    """The main run's chapter-01 stages copied into the seed run `name`, unless it has them already."""
+    main, other = artifacts(profile), artifacts(name)
+    if (other.datasets / stages.MANIFEST).is_file():
+        return
+    for folder in DATA:
+        if (main.root / folder).is_dir():
+            shutil.copytree(main.root / folder, other.root / folder, dirs_exist_ok=True)
 
 
 def same_data(profile: str, name: str) -> None:
@@ -74,9 +85,12 @@ def run(profile: str, n: int) -> int:
             return status
         name = profiles.seed_run(profile, seed)
         print(f"\n== seed {seed} of {', '.join(map(str, seeds))}: {data_dir(name)}", flush=True)
-        status = book.run(name, only=SEED_CHAPTERS)
+        take_data(profile, name)
+        status = book.run(name, only=SEED_CHAPTERS[:1])
         if not status:
-            same_data(profile, name)
+            same_data(profile, name)  # before hours of training on data that would not pair
+            status = book.run(name, only=SEED_CHAPTERS[1:])
+        if not status:
             measure(name)
     return status or book.run(profile, only=["05"], force=True)
 
@@ -88,24 +102,32 @@ def _needed(engine: str, k: int) -> set[str]:
 
 
 def verdicts_by_seed(profile: str, k: int) -> tuple[dict, list[str]]:
-    """{seed: `analysis.untimed_verdicts`} for the main run and every finished seed run of `profile`
-    made with its present settings, and a line for each seed run left out, saying why."""
+    """{seed: `analysis.untimed_verdicts`} for the main run and every finished seed run of
+    `profile`, and a line per seed run: where its results come from (profile, config, commit), or
+    why it is left out (unfinished, running now, damaged)."""
     main = profiles.load(profile)
     R = results.Results(artifacts(profile).results)
-    by_seed, left_out = {main.seed: analysis.untimed_verdicts(R, k)}, []
-    for folder in sorted(data_dir(profile).parent.glob(f"{profile}-seed*"), key=lambda f: f.name):
+    by_seed, lines = {main.seed: analysis.untimed_verdicts(R, k)}, []
+    runs_of = {}
+    for folder in data_dir(profile).parent.glob(f"{profile}-seed*"):
         found = profiles.SEED_RUN.match(folder.name)
-        if not found or found["main"] != profile or int(found["seed"]) == main.seed:
-            continue
-        P, where = profiles.load(folder.name), artifacts(folder.name).results
-        runs = results.load_runs(where) if (where / "manifest.json").is_file() else None
-        if runs is None or not _needed(R.engine, k) <= set(runs.run):
-            left_out.append(f"seed {P.seed}: unfinished ({where}); `make seeds` finishes it")
-        elif set(runs.config_hash) != {profiles.config_hash(P)}:
-            left_out.append(f"seed {P.seed}: made with other settings than the profile's now; `make seeds` makes it again")
-        else:
-            by_seed[P.seed] = analysis.untimed_verdicts(results.Results(where), k)
-    return by_seed, left_out
+        if found and found["main"] == profile and int(found["seed"]) != main.seed:
+            runs_of[int(found["seed"])] = folder.name
+    for seed, name in sorted(runs_of.items()):
+        where = artifacts(name).results
+        try:
+            with runlock.running(name):  # not while `make seeds` writes it
+                runs = results.load_runs(where) if (where / stages.MANIFEST).is_file() else None
+                if runs is None or not _needed(R.engine, k) <= set(runs.run):
+                    lines.append(f"seed {seed}: unfinished ({where}); `make seeds` finishes it")
+                    continue
+                by_seed[seed] = analysis.untimed_verdicts(results.Results(where), k)
+                lines.append(f"seed {seed}: {results.provenance_line(runs)}")
+        except runlock.ProfileBusy:
+            lines.append(f"seed {seed}: left out, running now ({name})")
+        except (stages.DamagedArtifact, ValueError, OSError) as err:
+            lines.append(f"seed {seed}: left out, {err}")
+    return by_seed, lines
 
 
 def main(argv=None) -> int:
