@@ -107,4 +107,4 @@ sync: setup
 	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb
 
 clean:
-	rm -rf data/$(PROFILE) figures/$(PROFILE)
+	rm -rf data/$(PROFILE) figures/$(PROFILE) data/$(PROFILE)-seed* figures/$(PROFILE)-seed*

@@ -20,9 +20,9 @@ def test_the_three_answers_count_the_verdicts_and_name_the_exceptions():
         ]
     )
     text = findings.answers(verdicts, [1.5, 2.0], [0.6], k=5)
-    assert "raises accuracy** in 1 of 2 comparisons (level × CoT/CoD) (not: easy CoD: not shown)" in text
+    assert "raises accuracy** in 1 of 2 comparisons (level × CoT/CoD) (the others: easy CoD: not shown)" in text
     assert "faster** in 1 of 1 (speedups 1.50–2.00x)" in text  # the best-K row is not a primary test
-    assert "better accepted** on 0 of 1 (not: easy: worse accepted)" in text and "as accurate** as CoT on 1 of 1" in text
+    assert "better accepted** on 0 of 1 (the others: easy: worse accepted)" in text and "as accurate** as CoT on 1 of 1" in text
 
 
 def test_the_reference_run_in_one_sentence_comes_from_its_csv():

@@ -114,7 +114,7 @@ def answers(verdicts, speedups, token_ratios, k: int, seed_table=None) -> str:
         return primary(verdicts)[lambda v: v.question.str.startswith(prefix)]
 
     def but(others):
-        return f" (not: {'; '.join(others)})" if others else ""
+        return f" (the others: {'; '.join(others)})" if others else ""
 
     tuned = _share(rows("1."), lambda v: v == "raises accuracy")
     faster = _share(rows("2a."), lambda v: v == "faster")
