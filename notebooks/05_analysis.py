@@ -218,7 +218,8 @@ if seed_table is None:
 else:
     seed_table.to_csv(A.analysis / "seeds.csv", index=False)
     display(seed_table.round(3))
-    print(f"{int(seed_table['same direction'].sum())} of {len(seed_table)} verdicts keep their direction in every seed ·", SOURCE)
+    directed = seed_table["same direction"].dropna()  # an effect of 0 in the main run has no direction
+    print(f"{int(directed.sum())} of {len(directed)} verdicts with a direction keep it in every seed ·", SOURCE)
 
 # %% [markdown]
 # Where the spread of CoD's differences from CoT comes from: from training runs (their standard
