@@ -74,8 +74,21 @@ def test_timed_requests_config_after_config_for_engines_that_fix_speculation_at_
     out = bench.timed_requests(Engine(), [0, 1], Sampling(max_new_tokens=4), {"a": 1, "b": 2}, rounds=2, per_request=False)
     # each configuration warmed up on the first prompt, then all prompts in one pass; twice
     assert calls == [((0,), 1), ((0, 1), 1), ((0,), 2), ((0, 1), 2)] * 2
-    assert [g.latency_s for g in out["a"]] == pytest.approx([1 + (0.2 + 0.6) / 2] * 2)
+    # of two rounds (1.2 s and 1.6 s), the lower middle: a round that ran, not an average of two
+    assert [g.latency_s for g in out["a"]] == pytest.approx([1.2] * 2)
+    assert [g.round_latencies_s for g in out["a"]] == [pytest.approx([1.2, 1.6])] * 2
     assert [g.token_ids for g in out["b"]] == [[0], [1]]
+
+
+def test_a_request_keeps_its_median_round_whole_so_that_a_steps_parts_add_up():
+    rounds = [
+        Generation("", [1], "stop", latency_s=0.9, ttft_s=0.1, draft_s=0.3, target_s=0.4),
+        Generation("", [1], "stop", latency_s=0.5, ttft_s=0.2, draft_s=0.1, target_s=0.1),
+        Generation("", [1], "stop", latency_s=0.7, ttft_s=0.3, draft_s=0.2, target_s=0.15),
+    ]
+    median = bench._median_round(rounds)
+    assert (median.latency_s, median.ttft_s, median.draft_s, median.target_s) == (0.7, 0.3, 0.2, 0.15)
+    assert median.round_latencies_s == [0.9, 0.5, 0.7]  # in round order
 
 
 def test_make_bench_names_the_chapter_that_builds_its_models(output_root):

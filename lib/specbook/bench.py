@@ -50,8 +50,8 @@ def timed_requests(
     Otherwise configuration after configuration, each warmed up first: vLLM fixes speculation when
     it starts an engine, so turns per request would restart it every time. Request i is seeded with
     sampling.seed + i in every configuration and round, so each round writes the same tokens; a
-    generation's latency and time to first token are the medians over its rounds, and
-    `round_latencies_s` keeps each round's latency. Returns each configuration's generations, in
+    request's generation is its median round's (`_median_round`), and `round_latencies_s` keeps
+    each round's latency. Returns each configuration's generations, in
     the order of `prompts`."""
     made = {name: [[] for _ in prompts] for name in configs}
     if per_request:
@@ -72,14 +72,11 @@ def timed_requests(
 
 
 def _median_round(generations: list):
-    """One request's generation, with the median latency and time to first token of its rounds, and each round's latency."""
-    ttfts = [g.ttft_s for g in generations if g.ttft_s is not None]
-    return dataclasses.replace(
-        generations[0],
-        round_latencies_s=[g.latency_s for g in generations],
-        latency_s=statistics.median(g.latency_s for g in generations),
-        ttft_s=statistics.median(ttfts) if ttfts else None,
-    )
+    """One request's generation from its median round by latency (the lower middle of an even
+    count), whole: its time to first token and its pass times come from the round its latency
+    comes from, so that a step's parts add up to the step. `round_latencies_s` keeps every round's latency."""
+    middle = sorted(generations, key=lambda g: g.latency_s)[(len(generations) - 1) // 2]
+    return dataclasses.replace(middle, round_latencies_s=[g.latency_s for g in generations])
 
 
 @torch.inference_mode()
