@@ -150,6 +150,19 @@ def test_a_current_chapter_is_not_run_again_until_what_it_saw_changes(tmp_path, 
     assert "(runs: its notebook, the lib, the profile, the installed packages or the processor changed)" in capsys.readouterr().out
 
 
+def test_a_run_copied_elsewhere_with_its_times_kept_is_current_there(tmp_path, monkeypatch, capsys):
+    code = "from specbook.paths import data_dir\n(data_dir('smoke') / 'made.txt').write_text('a')"
+    notebook = _notebook(tmp_path / "07_writes.ipynb", code)
+    monkeypatch.setattr(book, "chapters", lambda: [notebook])
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path / "a"))
+    assert book.run("smoke") == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # copies keep modification times
+    monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path / "b"))
+    capsys.readouterr()
+    assert book.run("smoke") == 0
+    assert "07_writes on smoke: current" in capsys.readouterr().out
+
+
 def test_a_chapter_run_before_its_inputs_exist_names_the_chapter_that_makes_them(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPECBOOK_OUTPUT", str(tmp_path))
     assert book.run("smoke", ["02"]) == 1
@@ -584,3 +597,10 @@ def test_make_seeds_trains_a_seed_anew_on_the_same_data_and_chapter_05_reads_it(
     table = pd.read_csv(main / "analysis" / "seeds.csv")
     assert [c for c in table.columns if c.startswith("seed ")] == ["seed 0", "seed 1"] and len(table) == 7 * len(LEVELS)
     assert "**Across 2 seeds** (0, 1;" in (main / "analysis" / "results.md").read_text()
+    # a seed chapter that runs again (here: its record lost) must not see the results `measure`
+    # rewrites after it, or every later `make seeds` would find it changed and run it again
+    (other / "notebooks" / "03_distillation.run.json").unlink()
+    assert seeds.main(["--profile", "smoke", "--seeds", "2"]) == 0
+    chapters = book.chapters()
+    for notebook in chapters[1:4]:
+        assert book.why_run("smoke-seed1", notebook, chapters[chapters.index(notebook) + 1 :]) is None, notebook.stem

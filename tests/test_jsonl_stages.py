@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from specbook import jsonl, stages
@@ -77,6 +79,26 @@ def test_stage_reruns_only_when_params_or_inputs_change(tmp_path):
     assert not Stage(tmp_path / "stage", {"n": 2}, [source]).done()
     source.write_text("v2")
     assert not Stage(tmp_path / "stage", {"n": 1}, [source]).done()
+
+
+def test_a_stage_copied_with_its_run_to_another_output_root_is_still_done(tmp_path, monkeypatch):
+    def stage_under(root):
+        monkeypatch.setenv("SPECBOOK_OUTPUT", str(root))
+        base = root / "data" / "smoke" / "models" / "base"  # params and inputs that name paths under the root
+        return Stage(root / "data" / "smoke" / "stage", {"base": str(base), "models": [base]}, [base / "w.bin"])
+
+    first = tmp_path / "a"
+    (first / "data" / "smoke" / "models" / "base").mkdir(parents=True)
+    (first / "data" / "smoke" / "models" / "base" / "w.bin").write_text("w")
+    stage = stage_under(first)
+    assert not stage.done()
+    (first / "data" / "smoke" / "stage").mkdir()
+    (first / "data" / "smoke" / "stage" / "out.txt").write_text("result")
+    stage.finish()
+    shutil.copytree(first, tmp_path / "b")
+    assert stage_under(tmp_path / "b").done()
+    (tmp_path / "b" / "data" / "smoke" / "models" / "base" / "w.bin").write_text("v")  # its inputs' contents still count
+    assert not stage_under(tmp_path / "b").done()
 
 
 @pytest.mark.parametrize(

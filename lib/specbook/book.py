@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from specbook import profiles, runinfo, runlock, stages
-from specbook.paths import LIB, NOTEBOOKS, artifacts, figures_dir
+from specbook.paths import LIB, NOTEBOOKS, artifacts, figures_dir, output_root
 
 # Kernel log lines that say nothing about a chapter: jupyter's local kernels talk over TCP on
 # localhost; jupyter_client interrupts a kernel before it shuts it down; and sometimes the kernel's
@@ -73,10 +73,11 @@ def fingerprint(notebook: Path, profile: str) -> str:
 
 
 def _files(profile: str) -> dict[str, list[int]]:
-    """Size and modification time of every artifact of the profile (the executed notebooks and the run's lock aside)."""
+    """Size and modification time of every artifact of the profile (the executed notebooks and the
+    run's lock aside), by its path under the output root: a run copied with its times kept stays current."""
     roots, notebooks, lock = [artifacts(profile).root, figures_dir(profile)], artifacts(profile).notebooks, runlock.lock_file(profile)
     return {
-        str(path): [(stat := path.stat()).st_size, stat.st_mtime_ns]
+        str(path.relative_to(output_root())): [(stat := path.stat()).st_size, stat.st_mtime_ns]
         for root in roots
         if root.exists()
         for path in root.rglob("*")
@@ -106,9 +107,10 @@ def why_run(profile: str, notebook: Path, later: list[Path]) -> str | None:
     if record["fingerprint"] != fingerprint(notebook, profile):
         return "its notebook, the lib, the profile, the installed packages or the processor changed"
     windows = [(r["started_ns"], r["ended_ns"]) for r in map(lambda nb: _read_record(profile, nb), later) if r]
-    for path, (size, mtime) in record["files"].items():
+    for name, (size, mtime) in record["files"].items():
+        path = output_root() / name  # an absolute name (a record of older code) stays itself
         try:
-            stat = Path(path).stat()
+            stat = path.stat()
         except OSError:
             return f"{path} is missing"
         if [stat.st_size, stat.st_mtime_ns] != [size, mtime] and not any(a <= stat.st_mtime_ns <= b for a, b in windows):

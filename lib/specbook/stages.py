@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from specbook.jsonl import write_atomically
+from specbook.paths import ROOT, output_root
 from specbook.runinfo import commit
 
 MANIFEST = "manifest.json"
@@ -122,8 +123,24 @@ def check_outputs(directory: str | Path) -> None:
             raise damaged(path, manifest, recorded, digest)
 
 
+def portable(value):
+    """`value` (params, or inputs keyed by path) with every path under the output root or the
+    repository written relative to it: a run copied or moved elsewhere keeps its stages."""
+    if isinstance(value, dict):
+        return {portable(k): portable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(v) for v in value]
+    if isinstance(value, str | Path):
+        text = str(value)
+        for root in (str(output_root()), str(ROOT)):
+            if text.startswith(root + "/"):
+                return text.removeprefix(root + "/")
+        return text if isinstance(value, Path) else value
+    return value
+
+
 def fingerprint(params: dict) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(portable(params), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def work_folder(directory: str | Path, owner: str) -> Path:
