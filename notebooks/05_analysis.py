@@ -218,8 +218,7 @@ if seed_table is None:
 else:
     seed_table.to_csv(A.analysis / "seeds.csv", index=False)
     display(seed_table.round(3))
-    directed = seed_table["same direction"].dropna()  # an effect of 0 in the main run has no direction
-    print(f"{int(directed.sum())} of {len(directed)} verdicts with a direction keep it in every seed ·", SOURCE)
+    print("same direction: None where the main run's effect is 0, which has no direction (the count is in the answers above) ·", SOURCE)
 
 # %% [markdown]
 # Where the spread of CoD's differences from CoT comes from: from training runs (their standard

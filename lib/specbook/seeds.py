@@ -64,12 +64,19 @@ def same_data(profile: str, name: str) -> None:
             )
 
 
+def clear_results(name: str) -> None:
+    """The seed run's results removed before its chapters run: `measure` writes them again after
+    them (from its caches where nothing changed). A chapter's record lists every file its run saw,
+    so results it saw and `measure` then rewrote would make it run again at every `make seeds`."""
+    with runlock.running(name):
+        shutil.rmtree(artifacts(name).results, ignore_errors=True)
+
+
 def measure(name: str) -> None:
-    """Chapter 04's whole-test-set runs for the seed run `name`, written to its results folder."""
+    """Chapter 04's whole-test-set runs for the seed run `name`, written to its (cleared) results folder."""
     P, A = profiles.load(name), artifacts(name)
     with runlock.running(name):
         seed_everything(P.seed)
-        shutil.rmtree(A.results, ignore_errors=True)
         models = benchmarking.Models(P, A)
         tests = benchmarking.test_sets(A)
         accuracy = benchmarking.every_target_alone(models, tests)
@@ -86,6 +93,7 @@ def run(profile: str, n: int) -> int:
         name = profiles.seed_run(profile, seed)
         print(f"\n== seed {seed} of {', '.join(map(str, seeds))}: {data_dir(name)}", flush=True)
         take_data(profile, name)
+        clear_results(name)
         status = book.run(name, only=SEED_CHAPTERS[:1])
         if not status:
             same_data(profile, name)  # before hours of training on data that would not pair
