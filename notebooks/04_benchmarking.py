@@ -170,8 +170,10 @@ if costs is not None:
 #
 # Every request is timed in `bench.rounds` rounds, the configurations taking turns within each
 # round (`specbook.bench.timed_requests`), so that the machine's drift hits all alike. A
-# request's latency is the median of its rounds, and each round's own speedup is kept: a run whose
-# rounds disagree by more than `results.UNSTABLE_SPREAD` of their median is marked unstable.
+# request's record is its median round's (the faster of the middle two when the rounds are even:
+# a round that ran, whose time to first token and pass times go with its latency), and each
+# round's own speedup is kept: a run whose rounds disagree by more than `results.UNSTABLE_SPREAD`
+# of their median is marked unstable.
 #
 # Each run is graded, compared token by token with the target alone, set beside the model's
 # prediction (`results.timed_metrics`) and written to `data/<profile>/results/`. The timed

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pytest
@@ -97,6 +98,11 @@ def test_a_stage_copied_with_its_run_to_another_output_root_is_still_done(tmp_pa
     stage.finish()
     shutil.copytree(first, tmp_path / "b")
     assert stage_under(tmp_path / "b").done()
+    # where it is, a stage finished by older code (its fingerprint hashed the paths as given) is reused too
+    manifest = first / "data" / "smoke" / "stage" / stages.MANIFEST
+    older = {**json.loads(manifest.read_text()), "fingerprint": stages.fingerprint({"params": stage.params, "inputs": stage.inputs}, True)}
+    manifest.write_text(json.dumps(older))
+    assert stage_under(first).done()
     (tmp_path / "b" / "data" / "smoke" / "models" / "base" / "w.bin").write_text("v")  # its inputs' contents still count
     assert not stage_under(tmp_path / "b").done()
 

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"specbook bench · {stamp(args.profile)} · {torch.get_num_threads()} threads · CoD target + distilled draft, {args.level}, "
         f"greedy, {len(prompts)} test questions, at most {B.max_new_tokens} tokens, configurations in turn per request, "
-        f"latency = median of {B.rounds} rounds"
+        f"latency = the median round of {B.rounds}"
     )
     print("speedup: median over requests of latency alone / latency speculative on the same engine [bootstrap 95 %]")
     print("predicted: E(alpha, K) / (K c + v(K)) from the step costs measured here; efficiency = speedup / predicted")

@@ -323,6 +323,34 @@ def run_time(profile: str) -> str | None:
     return f"The book's last run on `{profile}` took {total:.1f} minutes (chapter by chapter: {per}) on {on}, at commit {commits}."
 
 
+def recorded_minutes(profile: str) -> str | None:
+    """The minutes of every chapter (or part of one) recorded on `profile`, and their sum: "82.2
+    minutes (01 0.2, 02 44.6, 03 29.3, 04 8.1)"; None when none is recorded."""
+    records = {nb.stem[:2]: r for nb in chapters() if (r := _read_record(profile, nb))}
+    if not records:
+        return None
+    per = ", ".join(f"{name} {r['seconds'] / 60:.1f}" for name, r in records.items())
+    return f"{sum(r['seconds'] for r in records.values()) / 60:.1f} minutes ({per})"
+
+
+def record_part(profile: str, notebook: Path, started_ns: int, seconds: float) -> None:
+    """A record of part of a chapter's work done outside its notebook (a seed run's whole-test-set
+    runs of chapter 04, `seeds.measure`): its time, and its window, inside which the records of
+    the chapters before it take the files it rewrote for its own. It holds no fingerprint of the
+    chapter, so the chapter itself still runs whole when asked to."""
+    record = {
+        "fingerprint": "part of the chapter, run by other code",
+        "commit": runinfo.commit(),
+        "seconds": seconds,
+        "started_ns": started_ns - 10**9,  # file times lag the clock by up to a tick
+        "ended_ns": time.time_ns(),
+        "machine": runinfo.machine(),
+        "files": {},
+    }
+    artifacts(profile).notebooks.mkdir(parents=True, exist_ok=True)
+    stages.write_atomically(_record(profile, notebook), json.dumps(record, indent=1))
+
+
 def _results_records(profile: str) -> list[Path]:
     return [p for p in artifacts(profile).results.glob("*.json") if p.name != "manifest.json"][:1]
 

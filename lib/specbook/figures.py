@@ -215,7 +215,7 @@ def speedup_and_latency(sweep, latency, k: int):
     speedup_against_k(axes[0], sweep)
     axes[0].set(title="CoD target + distilled draft")
     sns.boxplot(data=latency, x="level", y="latency_s", hue="run", order=list(LEVELS), ax=axes[1], fliersize=2)
-    axes[1].set(title=f"Latency per request, alone and with the distilled draft (K = {k})", ylabel="seconds (median of the rounds)")
+    axes[1].set(title=f"Latency per request, alone and with the distilled draft (K = {k})", ylabel="seconds (the median round)")
     for ax in axes:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

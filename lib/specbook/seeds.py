@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 
 from specbook import analysis, benchmarking, book, profiles, results, runlock, stages
 from specbook.paths import artifacts, data_dir
@@ -64,23 +65,20 @@ def same_data(profile: str, name: str) -> None:
             )
 
 
-def clear_results(name: str) -> None:
-    """The seed run's results removed before its chapters run: `measure` writes them again after
-    them (from its caches where nothing changed). A chapter's record lists every file its run saw,
-    so results it saw and `measure` then rewrote would make it run again at every `make seeds`."""
-    with runlock.running(name):
-        shutil.rmtree(artifacts(name).results, ignore_errors=True)
-
-
 def measure(name: str) -> None:
-    """Chapter 04's whole-test-set runs for the seed run `name`, written to its (cleared) results folder."""
+    """Chapter 04's whole-test-set runs for the seed run `name`, written to its results folder, and
+    recorded as part of chapter 04 (`book.record_part`): its time, and its window, inside which the
+    records of chapters 01-03 take the files it rewrites for its own."""
     P, A = profiles.load(name), artifacts(name)
+    started_ns, start = time.time_ns(), time.perf_counter()
     with runlock.running(name):
         seed_everything(P.seed)
+        shutil.rmtree(A.results, ignore_errors=True)  # written again below, from the caches where nothing changed
         models = benchmarking.Models(P, A)
         tests = benchmarking.test_sets(A)
         accuracy = benchmarking.every_target_alone(models, tests)
         benchmarking.every_target_with_its_draft(models, tests, accuracy)
+        book.record_part(name, book.select(["04"])[0], started_ns, time.perf_counter() - start)
 
 
 def run(profile: str, n: int) -> int:
@@ -93,7 +91,6 @@ def run(profile: str, n: int) -> int:
         name = profiles.seed_run(profile, seed)
         print(f"\n== seed {seed} of {', '.join(map(str, seeds))}: {data_dir(name)}", flush=True)
         take_data(profile, name)
-        clear_results(name)
         status = book.run(name, only=SEED_CHAPTERS[:1])
         if not status:
             same_data(profile, name)  # before hours of training on data that would not pair
@@ -130,7 +127,7 @@ def verdicts_by_seed(profile: str, k: int) -> tuple[dict, list[str]]:
                     lines.append(f"seed {seed}: unfinished ({where}); `make seeds` finishes it")
                     continue
                 by_seed[seed] = analysis.untimed_verdicts(results.Results(where), k)
-                lines.append(f"seed {seed}: {results.provenance_line(runs)}")
+                lines.append(f"seed {seed}: {results.provenance_line(runs)}; its chapters took {book.recorded_minutes(name)}")
         except runlock.ProfileBusy:
             lines.append(f"seed {seed}: left out, running now ({name})")
         except (stages.DamagedArtifact, ValueError, OSError) as err:

@@ -139,8 +139,9 @@ def portable(value):
     return value
 
 
-def fingerprint(params: dict) -> str:
-    return hashlib.sha256(json.dumps(portable(params), sort_keys=True, default=str).encode()).hexdigest()
+def fingerprint(params: dict, paths_as_given: bool = False) -> str:
+    """The hash of a stage's params and inputs, its paths portable (`paths_as_given`: as older code hashed them)."""
+    return hashlib.sha256(json.dumps(params if paths_as_given else portable(params), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def work_folder(directory: str | Path, owner: str) -> Path:
@@ -163,6 +164,8 @@ class Stage:
         self.params = params
         self.inputs = {str(p): checked_hash(p) for p in inputs}
         self.fingerprint = fingerprint({"params": params, "inputs": self.inputs})
+        # a stage finished by older code, whose fingerprints held absolute paths, is reused where it is
+        self.accepted = {self.fingerprint, fingerprint({"params": params, "inputs": self.inputs}, paths_as_given=True)}
 
     @property
     def manifest_path(self) -> Path:
@@ -176,7 +179,7 @@ class Stage:
             manifest = self.manifest()
         except DamagedArtifact:
             return "its manifest cannot be read (a run stopped while writing it)"
-        if manifest.get("fingerprint") != self.fingerprint:
+        if manifest.get("fingerprint") not in self.accepted:
             return "its settings or inputs changed"
         if not manifest.get("outputs"):
             return "its manifest lists no outputs (made by older code)"

@@ -78,7 +78,8 @@ class Generation:
     # draft's token, the target's token there); empty where the engine cannot tell (vLLM)
     step_accepts: list[int] = field(default_factory=list)
     rejections: list[tuple[int, int, int]] = field(default_factory=list)
-    # a request timed in several rounds (`bench.timed_requests`): each round's latency (latency_s is their median)
+    # a request timed in several rounds (`bench.timed_requests`): each round's latency (the record
+    # is its median round's, the faster of the middle two of an even count)
     round_latencies_s: list[float] = field(default_factory=list)
     # after the first step, seconds inside the draft's and the target's forward passes (native engine; None elsewhere)
     draft_s: float | None = None
