@@ -325,7 +325,8 @@ def run_time(profile: str) -> str | None:
 
 def recorded_minutes(profile: str) -> str | None:
     """The minutes of every chapter (or part of one) recorded on `profile`, and their sum: "82.2
-    minutes (01 0.2, 02 44.6, 03 29.3, 04 8.1)"; None when none is recorded."""
+    minutes (01 0.2, 02 44.6, 03 29.3, 04 8.1)"; None when none is recorded. A chapter stopped and
+    resumed counts its last run only: the one its record keeps."""
     records = {nb.stem[:2]: r for nb in chapters() if (r := _read_record(profile, nb))}
     if not records:
         return None

@@ -127,7 +127,7 @@ def verdicts_by_seed(profile: str, k: int) -> tuple[dict, list[str]]:
                     lines.append(f"seed {seed}: unfinished ({where}); `make seeds` finishes it")
                     continue
                 by_seed[seed] = analysis.untimed_verdicts(results.Results(where), k)
-                lines.append(f"seed {seed}: {results.provenance_line(runs)}; its chapters took {book.recorded_minutes(name)}")
+                lines.append(f"seed {seed}: {results.provenance_line(runs)}; its chapters' last runs took {book.recorded_minutes(name)}")
         except runlock.ProfileBusy:
             lines.append(f"seed {seed}: left out, running now ({name})")
         except (stages.DamagedArtifact, ValueError, OSError) as err:
