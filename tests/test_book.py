@@ -501,7 +501,8 @@ def test_make_bench_prints_its_table_on_the_books_models(smoke_run, monkeypatch,
     table = [line for line in out.splitlines() if line.startswith(("native", "transformers"))]
     assert len(table) == 3 * (1 + len(B.ks))  # three engines, alone and every K
     assert all(line.endswith(f"{B.bench_prompts}/0/0") for line in table)  # every output the engine's own: no near-tie, no mismatch
-    assert out.count("x [") == len(B.ks)  # native against transformers at every K
+    assert out.count("x [") == 2 * len(B.ks)  # native eager and compiled against transformers at every K
+    assert all(any(line.split()[:1] == [f"K={k}"] and line.count("x [") == 2 for line in out.splitlines()) for k in B.ks)
 
 
 @pytest.mark.chapters
