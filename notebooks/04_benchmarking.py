@@ -86,7 +86,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from specbook import benchmarking, figures, findings, lossless, pretraining, profiles, results, runlock, specdec
+from specbook import analysis, benchmarking, figures, findings, lossless, pretraining, profiles, results, runlock, specdec
 from specbook.paths import artifacts
 from specbook.profiles import LEVELS
 from specbook.runinfo import seed_everything, stamp
@@ -199,6 +199,7 @@ for level in LEVELS:
 
 # %%
 runs = results.load_runs(A.results)
+R = results.Results(A.results)
 timed_table = runs[runs.request_set == "timed"].assign(target=lambda t: t.target.map(LABELS))
 by = timed_table.set_index(["level", "target", "draft", "k"])
 display(timed_table[list(results.TIMED_COLUMNS)].rename(columns=results.TIMED_COLUMNS).round(3))
@@ -369,10 +370,14 @@ plt.show()
 
 # %%
 best_k = {level: int(sweep[sweep.level == level].set_index("k").speedup.idxmax()) for level in LEVELS}
-at_edge = [level for level, k in best_k.items() if k == max(B.ks)]
+at_edge = {level: analysis.sweep_edge(R, level, B.ks, P.seed) for level, k in best_k.items() if k == max(B.ks)}
 print("best K by measured speedup:", ", ".join(f"{level} {k}" for level, k in best_k.items()), "·", stamp(profile))
-if at_edge:
-    print(f"{', '.join(at_edge)}: the largest K swept, so the best may lie beyond")
+for level, edge in at_edge.items():
+    said = "still rising: the best may lie beyond" if edge["rising"] else "not shown faster: the sweep has reached a plateau"
+    print(
+        f"{level}: the largest K swept; K = {edge['last']} against K = {edge['before']} on the same requests: "
+        f"{edge['ratio']:.2f}x [{edge['low']:.2f}-{edge['high']:.2f}], {said}"
+    )
 
 # %% [markdown]
 # ## Sampling at temperature `bench.sampled_temperature`: does accuracy stay?

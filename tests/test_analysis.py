@@ -70,6 +70,28 @@ def test_best_k_is_chosen_on_half_and_reported_on_the_other():
     assert best["k"] == 2 and best["speedup"] == 1.5 and (best["chosen_on"], best["reported_on"]) == (4, 4)
 
 
+class SweptLatencies:
+    """`results.Results`' requests for the CoD pair's timed runs: one latency per request and K."""
+
+    def __init__(self, latency_by_k):
+        self.latency_by_k = latency_by_k
+
+    def requests(self, level, target, draft, k, request_set):
+        assert (level, target, draft, request_set) == ("easy", "cod", "distilled", "timed")
+        return pd.DataFrame({"latency_s": self.latency_by_k[k]})
+
+
+def test_a_best_k_at_the_sweeps_edge_is_rising_only_when_the_last_k_is_faster_beyond_noise():
+    before = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3, 0.8, 1.0, 1.1, 0.9]
+    faster = [t / 1.25 for t in before]  # every request 1.25x faster at the largest K
+    rising = analysis.sweep_edge(SweptLatencies({10: before, 12: faster}), "easy", [8, 12, 10], seed=0)
+    assert (rising["before"], rising["last"], rising["rising"]) == (10, 12, True) and rising["ratio"] == pytest.approx(1.25)
+    # the largest K as fast on half the requests and slower on the rest: its median gain is none
+    mixed = [t * (1.1 if i % 2 else 1.0) for i, t in enumerate(before)]
+    flat = analysis.sweep_edge(SweptLatencies({10: before, 12: mixed}), "easy", [10, 12], seed=0)
+    assert not flat["rising"] and flat["low"] < 1
+
+
 class Letters:
     """A tokenizer whose token i is the i-th string of VOCAB."""
 

@@ -367,6 +367,17 @@ def best_k_verdict(R, level: str, ks: Sequence[int], seed: int) -> dict:
     return speculation_faster(level, name, best["k"], best["speedup"], best["low"], best["high"], unstable)
 
 
+def sweep_edge(R, level: str, ks: Sequence[int], seed: int) -> dict:
+    """Whether the CoD pair's largest swept K is faster than the K swept before it, on the same
+    timed requests: the median per-request latency ratio (K before / largest K) with its bootstrap
+    interval. Rising (the interval above 1), a best K at the edge may lie beyond the sweep; else the
+    sweep has reached a plateau, where which K is best is chance."""
+    before, last = sorted(ks)[-2:]
+    latency = {k: R.requests(level, "cod", "distilled", k, "timed").latency_s for k in (before, last)}
+    ratio, low, high = stats.bootstrap_median_ratio(latency[before], latency[last], seed=seed)
+    return {"level": level, "before": before, "last": last, "ratio": ratio, "low": low, "high": high, "rising": low > 1}
+
+
 def tuning_verdicts(R) -> tuple[list[dict], dict]:
     """Question 1 on every level and tuned target (`fine_tuning`: the base and the tuned target on
     the same problems), and which tuned targets learnt their level ({(level, style): `learnt`})."""

@@ -234,12 +234,17 @@ def benchmarking(
     def interval(r):
         return f"{r['speedup']:.2f}x [{r['speedup_low']:.2f}-{r['speedup_high']:.2f}]" + (" (unstable)" if r["unstable"] else "")
 
+    def edge_note(edge):  # `analysis.sweep_edge` of a level whose best K is the largest swept
+        if edge is None:
+            return ""
+        return " (the largest swept, " + ("still rising)" if edge["rising"] else f"not shown faster than K = {edge['before']})")
+
     faster = [level for level in LEVELS if cod_best[level]["speedup_low"] > 1.0]
     lines = [
         f"Profile `{profile}`, engine {P.engine.kind}{' (compiled)' if P.engine.compile else ''}, greedy, {P.bench.timing_rows} timed questions per level, {P.bench.rounds} rounds ({stamp(profile)}):",
         *(
             f"- **{level}**: CoD target + distilled draft at K = {P.bench.k}: {interval(by.loc[(level, 'CoD', 'distilled', P.bench.k)])}, "
-            f"at its best K = {best_k[level]}{' (the largest swept)' if level in at_edge else ''}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance_rate']:.2f}); "
+            f"at its best K = {best_k[level]}{edge_note(at_edge.get(level))}: {interval(cod_best[level])} (acceptance {cod_best[level]['acceptance_rate']:.2f}); "
             f"CoT target + distilled draft at K = {P.bench.k}: {interval(by.loc[(level, 'CoT', 'distilled', P.bench.k)])}. "
             f"Accuracy on {accuracy[level, 'cod'].n} questions: CoD {accuracy[level, 'cod'].accuracy:.2f} alone, "
             f"{whole[level, 'cod'].accuracy:.2f} speculative; CoT {accuracy[level, 'cot'].accuracy:.2f} alone, "
