@@ -198,8 +198,8 @@ for level in LEVELS:
 # rounds' speedups.
 
 # %%
-runs = results.load_runs(A.results)
 R = results.Results(A.results)
+runs = R.runs
 timed_table = runs[runs.request_set == "timed"].assign(target=lambda t: t.target.map(LABELS))
 by = timed_table.set_index(["level", "target", "draft", "k"])
 display(timed_table[list(results.TIMED_COLUMNS)].rename(columns=results.TIMED_COLUMNS).round(3))
