@@ -366,7 +366,9 @@ plt.show()
 
 # %% [markdown]
 # The best K is chosen and measured on the same requests here, so its speedup is optimistic;
-# chapter 05 chooses it on half of the requests and reports it on the other half.
+# chapter 05 chooses it on half of the requests and reports it on the other half. A best K at the
+# largest K swept is compared with the K before it on the same requests: faster beyond noise, the
+# best may lie beyond the sweep; not, and the curve has flattened, where which K is best is chance.
 
 # %%
 best_k = {level: int(sweep[sweep.level == level].set_index("k").speedup.idxmax()) for level in LEVELS}
