@@ -308,8 +308,9 @@ print(
 # The native decoder also times its own passes, so a step's measured time splits three ways: inside
 # the draft's K passes, inside the target's verify pass, and the decoder's own work (choosing and
 # comparing tokens, rolling the caches back), each beside what the step costs above predict. Where a
-# model's pass costs more in the loop than alone, a likely cause (not measured here) is that the
-# other model's pass has just displaced its weights and activations from the CPU's caches.
+# model's pass costs more in the loop than alone, a likely cause is that the other model's pass has
+# just displaced its weights and activations from the CPU's caches. `make bench` measures it on your
+# machine: a draft pass back to back, first after the target's verify pass, and after a short pause.
 
 # %%
 ledger = None

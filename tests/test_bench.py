@@ -43,6 +43,22 @@ def test_step_costs_are_medians_of_per_round_ratios(tiny_model):
     assert torch.is_grad_enabled()  # timing does not leave autograd switched off
 
 
+def test_a_draft_pass_in_the_loop_is_timed_back_to_back_after_the_verify_pass_and_after_a_pause(tiny_model, monkeypatch):
+    target = tiny_model(64, 0, layers=2)
+    draft = models.early_exit_draft(target, 1)
+    calls = {"target": [], "draft": [], "pauses": []}
+    target.register_forward_hook(lambda module, args, kwargs, out: calls["target"].append(kwargs["input_ids"].shape[-1]), with_kwargs=True)
+    draft.register_forward_hook(lambda module, args, kwargs, out: calls["draft"].append(kwargs["input_ids"].shape[-1]), with_kwargs=True)
+    monkeypatch.setattr(bench.time, "sleep", calls["pauses"].append)
+    passes = bench.draft_pass_in_the_loop(target, draft, context=8, k=2, repeats=4, pause_s=0.25)
+    assert list(passes) == ["back to back", "first after verify", "each after verify", "after a pause"]
+    assert all(ms > 0 for ms in passes.values())
+    rounds = 3 + 4  # warm-up rounds, then timed ones
+    assert calls["target"] == [8] + [3] * rounds  # the prompt, then one K + 1 verify pass per round
+    assert calls["draft"] == [8] + [1] * rounds * (2 + 2 + 1)  # per round: K back to back, K after verifying, 1 after the pause
+    assert calls["pauses"] == [0.25] * rounds
+
+
 def test_timed_requests_take_turns_per_request_and_keep_median_latencies():
     calls = []
 

@@ -503,6 +503,8 @@ def test_make_bench_prints_its_table_on_the_books_models(smoke_run, monkeypatch,
     assert all(line.endswith(f"{B.bench_prompts}/0/0") for line in table)  # every output the engine's own: no near-tie, no mismatch
     assert out.count("x [") == 2 * len(B.ks)  # native eager and compiled against transformers at every K
     assert all(any(line.split()[:1] == [f"K={k}"] and line.count("x [") == 2 for line in out.splitlines()) for k in B.ks)
+    in_the_loop = [line for line in out.splitlines() if line.startswith(("  native eager ", "  native compiled "))]
+    assert len(in_the_loop) == 2 and all("back to back" in line and "after a pause" in line for line in in_the_loop)
 
 
 @pytest.mark.chapters

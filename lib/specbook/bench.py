@@ -104,6 +104,9 @@ def forward_ms(model, context: int, n_tokens: int, repeats: int, warmup: int = 3
     return 1000 * statistics.median(times)
 
 
+PAUSE_S = 0.005  # about a target pass of the tiny profile on a 2-core CPU: idle that long, does the draft's next pass slow?
+
+
 @dataclass(frozen=True)
 class StepCosts:
     """The speedup model's inputs, measured: c = draft step / target step and v(K) = the target's
@@ -138,6 +141,59 @@ def step_costs(target, draft, ks: list[int], context: int, repeats: int, rounds:
         v={k: median(r["verify_ms"][k] / r["target_ms"] for r in per_round) for k in ks},
         rounds=per_round,
     )
+
+
+def draft_pass_in_the_loop(target, draft, context: int, k: int, repeats: int, pause_s: float = PAUSE_S, seed: int = 0) -> dict[str, float]:
+    """Median milliseconds of one draft pass (one token after `context`) where the decoder's loop
+    runs it: back to back with the draft's own passes (what `step_costs` measures), first after the
+    target's (K + 1)-token verify pass, each of the K passes after that verify pass, and after
+    `pause_s` seconds of doing nothing. A pass that costs more after the target's pass, or after a
+    pause, has lost what the processor's caches held for it: what the step-cost model, measured back
+    to back, leaves out. Every pass is rolled back, as in `forward_ms`."""
+    gen = torch.Generator().manual_seed(seed)
+    prefix, verify = (torch.randint(0, target.config.vocab_size, (n,), generator=gen).tolist() for n in (context, k + 1))
+    tgt, drf = specdec.CachedModel(target), specdec.CachedModel(draft)
+    tgt.forward(prefix)
+    drf.forward(prefix)
+    sync = torch.cuda.synchronize if target.device.type == "cuda" else (lambda: None)
+
+    def draft_passes(n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            sync()
+            start = time.perf_counter()
+            drf.forward(verify[:1])
+            sync()
+            times.append(time.perf_counter() - start)
+            drf.keep(context)
+        return times
+
+    def after_verify() -> list[float]:
+        tgt.forward(verify)
+        sync()
+        tgt.keep(context)
+        return draft_passes(k)
+
+    def after_pause() -> list[float]:
+        time.sleep(pause_s)
+        return draft_passes(1)
+
+    runs = {"back to back": lambda: draft_passes(k), "after verify": after_verify, "after a pause": after_pause}
+    timed = {name: [] for name in runs}
+    for _ in range(3 + repeats):  # the first 3 rounds warm up
+        for name, run in runs.items():
+            timed[name].append(run())
+    timed = {name: per_round[3:] for name, per_round in timed.items()}
+
+    def ms(times: list[float]) -> float:
+        return 1000 * statistics.median(times)
+
+    return {
+        "back to back": ms([t for r in timed["back to back"] for t in r]),
+        "first after verify": ms([r[0] for r in timed["after verify"]]),
+        "each after verify": ms([t for r in timed["after verify"] for t in r]),
+        "after a pause": ms([r[0] for r in timed["after a pause"]]),
+    }
 
 
 def sweep(engine, drafts: dict, prompts: list, ks: list[int], sampling: Sampling, rounds: int) -> list[dict]:
@@ -281,6 +337,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"{line} {f'{speedup:.2f} [{low:.2f}-{high:.2f}]':>20} {m['acceptance_rate']:7.2f} {m['alpha']:6.3f} {c.draft_ms:9.2f} "
                 f"{c.target_ms:10.2f} {c.verify_ms[k]:10.2f} {predicted:9.2f} {speedup / predicted:7.2f} {decode_efficiency:11.2f} {same}"
             )
+    print(
+        f"a draft pass where the loop runs it (ms, median; K = {B.k}): back to back, as the step costs above; the first and each "
+        f"of the K after the target's verify pass; after a {PAUSE_S * 1000:.0f} ms pause (a dearer pass has lost what the caches held):"
+    )
+    spec = Speculative("draft_model", B.k, str(draft_path))
+    for name in ("native eager", "native compiled"):
+        engine = engines[name]
+        passes = draft_pass_in_the_loop(engine.model, engine.draft_model(spec), context, B.k, P.theory.timing_repeats)
+        print(f"  {name:<16} " + " · ".join(f"{where} {ms:.2f}" for where, ms in passes.items()))
     print(
         "how much faster than transformers' assisted generation: its latency / the native decoder's, "
         "same pair and K (median per-request ratio [bootstrap 95 %]):"
