@@ -147,9 +147,9 @@ def draft_pass_in_the_loop(target, draft, context: int, k: int, repeats: int, pa
     """Median milliseconds of one draft pass (one token after `context`) where the decoder's loop
     runs it: back to back with the draft's own passes (what `step_costs` measures), first after the
     target's (K + 1)-token verify pass, each of the K passes after that verify pass, and after
-    `pause_s` seconds of doing nothing. A pass that costs more after the target's pass, or after a
-    pause, has lost what the processor's caches held for it: what the step-cost model, measured back
-    to back, leaves out. Every pass is rolled back, as in `forward_ms`."""
+    `pause_s` seconds of doing nothing. What a pass costs beyond back to back there, the step-cost
+    model leaves out (a likely cause: the target's pass, or whatever ran during the pause, displaced
+    what the processor's caches held for the draft). Every pass is rolled back, as in `forward_ms`."""
     gen = torch.Generator().manual_seed(seed)
     prefix, verify = (torch.randint(0, target.config.vocab_size, (n,), generator=gen).tolist() for n in (context, k + 1))
     tgt, drf = specdec.CachedModel(target), specdec.CachedModel(draft)
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     print(
         f"a draft pass where the loop runs it (ms, median; K = {B.k}): back to back, as the step costs above; the first and each "
-        f"of the K after the target's verify pass; after a {PAUSE_S * 1000:.0f} ms pause (a dearer pass has lost what the caches held):"
+        f"of the K after the target's verify pass; after a {PAUSE_S * 1000:.0f} ms pause (beyond back to back: what step costs leave out):"
     )
     spec = Speculative("draft_model", B.k, str(draft_path))
     for name in ("native eager", "native compiled"):
