@@ -23,11 +23,13 @@ from specbook import lossless, metrics, specdec
 from specbook.engines import Sampling, Speculative
 
 
-def interleaved(runs: dict[Hashable, Callable[[], object]], rounds: int) -> dict[Hashable, list]:
-    """Call every run once to warm up (the result is discarded), then all of them in turn, `rounds`
-    times. Returns each run's results, one per round, so that ratios can be taken within a round."""
-    for run in runs.values():
-        run()
+def interleaved(runs: dict[Hashable, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[Hashable, list]:
+    """Call every run `warmup` times in turn to warm up (the results are discarded), then all of them
+    in turn, `rounds` times. Returns each run's results, one per round, so that ratios can be taken
+    within a round."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
     results = {name: [] for name in runs}
     for _ in range(rounds):  # the runs show their own progress; a bar around theirs would nest
         for name, run in runs.items():
@@ -179,11 +181,7 @@ def draft_pass_in_the_loop(target, draft, context: int, k: int, repeats: int, pa
         return draft_passes(1)
 
     runs = {"back to back": lambda: draft_passes(k), "after verify": after_verify, "after a pause": after_pause}
-    timed = {name: [] for name in runs}
-    for _ in range(3 + repeats):  # the first 3 rounds warm up
-        for name, run in runs.items():
-            timed[name].append(run())
-    timed = {name: per_round[3:] for name, per_round in timed.items()}
+    timed = interleaved(runs, repeats, warmup=3)
 
     def ms(times: list[float]) -> float:
         return 1000 * statistics.median(times)
